@@ -1,0 +1,31 @@
+"""fastnewton: approximate Newton methods for large sparse data.
+
+Minimize ``L(x) = loss(A x) + ½‖w∘(A x)‖² + ½ lam ‖x‖²`` for the loss families of the
+attention-regression papers by Newton steps that cost a few passes over A plus a
+d x d factorization. See ``fastnewton.minimize``.
+"""
+
+from . import datasets, hessian, linalg, problems, sketch
+from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
+                         NumericalWarning, ValidationError)
+from .newton import NewtonResult, minimize
+from .problems import ExpRegression
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "minimize",
+    "NewtonResult",
+    "ExpRegression",
+    "datasets",
+    "hessian",
+    "linalg",
+    "problems",
+    "sketch",
+    "ConvergenceWarning",
+    "FastNewtonError",
+    "NonConvexWarning",
+    "NumericalWarning",
+    "ValidationError",
+    "__version__",
+]

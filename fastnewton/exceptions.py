@@ -1,0 +1,29 @@
+"""Error and warning classes of fastnewton."""
+
+__all__ = [
+    "FastNewtonError",
+    "ValidationError",
+    "ConvergenceWarning",
+    "NonConvexWarning",
+    "NumericalWarning",
+]
+
+
+class FastNewtonError(Exception):
+    """Base class of the errors fastnewton raises itself."""
+
+
+class ValidationError(FastNewtonError, ValueError):
+    """An argument has the right type but a bad value (shape, finiteness, index range...)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped before meeting its tolerance; the result says how far it got."""
+
+
+class NonConvexWarning(UserWarning):
+    """The problem as posed is not guaranteed to be convex (e.g. ``w`` below the bound)."""
+
+
+class NumericalWarning(UserWarning):
+    """A numerical safeguard was triggered (shifted factorization, overflow, ...)."""

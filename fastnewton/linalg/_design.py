@@ -1,0 +1,149 @@
+"""The design matrix A as the engine sees it: validated once, immutable, with its buffers.
+
+A :class:`Design` owns a validated CSR (or dense) matrix and the one-off work done on
+it (a CSC copy for the exact Gram, reduction buffers), so that Newton steps pay only
+for passes over A, never for conversions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._validation import check_matrix
+from ..exceptions import ValidationError
+from . import _kernels
+
+__all__ = ["Design", "as_design", "n_row_blocks"]
+
+#: Upper bound on the number of row blocks of a reduction (buffers are blocks x d).
+MAX_ROW_BLOCKS = 64
+#: Rows per block below which blocks are merged (keeps small problems serial and cheap).
+MIN_BLOCK_ROWS = 4096
+
+
+def n_row_blocks(n):
+    """Number of row blocks of a reduction over ``n`` rows.
+
+    Depends on ``n`` only (never on the thread count), which makes every reduction
+    bitwise reproducible across thread counts.
+    """
+    return int(min(MAX_ROW_BLOCKS, max(1, -(-n // MIN_BLOCK_ROWS))))
+
+
+class Design:
+    """A validated, immutable design matrix with the products Newton steps need.
+
+    Parameters
+    ----------
+    A : sparse matrix/array (any scipy format) or 2-D array_like, shape (n, d)
+        Sparse input is stored as canonical CSR with its dtype kept (float32 or
+        float64); dense input is stored as a C-contiguous float64 array.
+
+    Notes
+    -----
+    Vectors in and out are float64 whatever A's dtype; kernels accumulate in float64.
+    The object keeps reusable buffers and is not safe to share between threads that
+    call it concurrently.
+    """
+
+    def __init__(self, A, name="A"):
+        A = check_matrix(A, name)
+        self.sparse = sp.issparse(A)
+        if not self.sparse and A.dtype != np.float64:
+            A = A.astype(np.float64)
+        self.A = A
+        self.n, self.d = A.shape
+        self.shape = A.shape
+        self.dtype = A.dtype
+        self._csc = None
+        self._buf = None
+
+    # -- one-off layouts -------------------------------------------------------------
+    @property
+    def nnz(self):
+        return int(self.A.nnz) if self.sparse else self.n * self.d
+
+    def _buffer(self):
+        if self._buf is None:
+            self._buf = np.empty((n_row_blocks(self.n), self.d))
+        return self._buf
+
+    def csc_arrays(self):
+        """(indptr, row indices, data) of A in CSC, built once and cached."""
+        if self._csc is None:
+            At = self.A.tocsc()
+            At.sort_indices()
+            self._csc = (At.indptr.astype(self.A.indptr.dtype, copy=False),
+                         At.indices.astype(self.A.indices.dtype, copy=False), At.data)
+        return self._csc
+
+    # -- products ----------------------------------------------------------------------
+    def _vec(self, v, size, name):
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape != (size,):
+            raise ValidationError(f"{name} must have shape ({size},), got {v.shape}")
+        return np.ascontiguousarray(v)
+
+    def matvec(self, x, out=None):
+        """Return ``A @ x`` (float64, length n)."""
+        x = self._vec(x, self.d, "x")
+        if out is None:
+            out = np.empty(self.n)
+        if self.sparse:
+            A = self.A
+            _kernels.csr_matvec(A.indptr, A.indices, A.data, x, out)
+        else:
+            np.dot(self.A, x, out=out)
+        return out
+
+    def rmatvec(self, y, out=None):
+        """Return ``A.T @ y`` (float64, length d)."""
+        y = self._vec(y, self.n, "y")
+        if out is None:
+            out = np.empty(self.d)
+        if self.sparse:
+            A = self.A
+            _kernels.csr_rmatvec(A.indptr, A.indices, A.data, y, self._buffer(), out)
+        else:
+            np.dot(self.A.T, y, out=out)
+        return out
+
+    def normal_matvec(self, beta, p):
+        """Return ``(A.T @ (beta * (A @ p)), A @ p)`` in one pass over a sparse A."""
+        beta = self._vec(beta, self.n, "beta")
+        p = self._vec(p, self.d, "p")
+        t = np.empty(self.n)
+        out = np.empty(self.d)
+        if self.sparse:
+            A = self.A
+            _kernels.csr_normal_matvec(A.indptr, A.indices, A.data, beta, p, self._buffer(), out, t)
+        else:
+            np.dot(self.A, p, out=t)
+            np.dot(self.A.T, beta * t, out=out)
+        return out, t
+
+    def matmat(self, P):
+        """Return ``A @ P`` for a (d, k) array (float64, (n, k))."""
+        P = np.asarray(P, dtype=np.float64)
+        if P.ndim != 2 or P.shape[0] != self.d:
+            raise ValidationError(f"P must have shape ({self.d}, k), got {P.shape}")
+        return np.column_stack([self.matvec(P[:, j]) for j in range(P.shape[1])]) \
+            if self.sparse else self.A @ P
+
+    def rmatmat(self, U):
+        """Return ``A.T @ U`` for an (n, k) array (float64, (d, k))."""
+        U = np.asarray(U, dtype=np.float64)
+        if U.ndim != 2 or U.shape[0] != self.n:
+            raise ValidationError(f"U must have shape ({self.n}, k), got {U.shape}")
+        if not self.sparse:
+            return self.A.T @ U
+        out = np.empty((self.d, U.shape[1]))
+        for j in range(U.shape[1]):
+            out[:, j] = self.rmatvec(np.ascontiguousarray(U[:, j]))
+        return out
+
+
+def as_design(A, name="A"):
+    """Return ``A`` if it already is a :class:`Design`, else validate and wrap it."""
+    return A if isinstance(A, Design) else Design(A, name)

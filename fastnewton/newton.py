@@ -1,0 +1,470 @@
+"""The globally convergent Newton driver: ``fastnewton.minimize``.
+
+Template (after scikit-learn's Newton solver): setup, then per step
+gradient + Hessian parts -> inner solve (the step model) -> globalization (Armijo
+backtracking) -> convergence check, then finalize. The step models differ only in
+how they approximate the Hessian A^T B A + lam I:
+
+``exact``   the assembled Hessian, Cholesky-factored (shifted if indefinite).
+``sketch``  the Hessian of a fixed sketch S of diag(sqrt(beta_+)) A, plus the exact
+            low-rank part and ridge, Cholesky-factored (approximate Newton).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from ._validation import check_rng, check_scalar, check_x
+from .exceptions import ConvergenceWarning, ValidationError
+from ._steps import STEP_MODELS, default_sketch_size
+from .problems import REQUIRED_METHODS
+
+__all__ = ["minimize", "NewtonResult", "NewtonState", "METHODS", "default_sketch_size"]
+
+
+METHODS = ("auto",) + tuple(STEP_MODELS)
+_EPS = np.finfo(np.float64).eps
+_PHASES = ("gradient", "sketch", "assemble", "factor", "solve", "line_search")
+
+# status codes
+CONVERGED_GRADIENT = 0
+MAXITER = 1
+CONVERGED_DECREMENT = 2
+LINE_SEARCH_FAILED = 3
+STOPPED_BY_CALLBACK = 4
+NON_FINITE = 5
+_MESSAGES = {
+    CONVERGED_GRADIENT: "gradient norm below tol * initial gradient norm",
+    MAXITER: "maximum number of iterations reached",
+    CONVERGED_DECREMENT: "Newton decrement below dtol",
+    LINE_SEARCH_FAILED: "line search could not decrease the objective",
+    STOPPED_BY_CALLBACK: "stopped by the callback",
+    NON_FINITE: "the gradient or Hessian became non-finite",
+}
+
+
+class NewtonResult(OptimizeResult):
+    """Result of :func:`minimize` (a scipy ``OptimizeResult``).
+
+    Attributes
+    ----------
+    x : ndarray (d,)
+        The solution.
+    fun : float
+        Objective at ``x``.
+    jac : ndarray (d,)
+        Gradient at ``x``.
+    grad_norm : float
+        ``‖jac‖₂``.
+    nit : int
+        Number of Newton steps taken.
+    nfev : int
+        Number of objective evaluations (line-search trials included).
+    success : bool
+        Whether a convergence criterion was met.
+    status : int
+        0 gradient tolerance met, 1 maxiter reached, 2 Newton decrement below ``dtol``,
+        3 line search failed, 4 stopped by the callback, 5 non-finite gradient/Hessian.
+    message : str
+        Human-readable reason for stopping.
+    method : str
+        The step model used (``"auto"`` resolved).
+    history : dict of ndarray
+        Per iterate (entry 0 is the start, so each array has ``nit + 1`` entries):
+        ``fun``, ``grad_norm``, ``step_size``, ``inner_iters``, ``sketch_size``,
+        ``shift`` (diagonal shift added to factor the Hessian), ``decrement``
+        (Newton decrement squared g^T H~^{-1} g of the step taken from the previous
+        iterate), ``time`` (seconds since the start).
+    timings : dict of float
+        Seconds per phase: ``gradient``, ``sketch``, ``assemble``, ``factor``, ``solve``,
+        ``line_search``, ``total``.
+    """
+
+
+def _resolve_method(method, problem, sketch_size):
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method != "auto":
+        return method
+    design = problem.design
+    n, d = design.n, design.d
+    m = default_sketch_size(n, d) if sketch_size is None else sketch_size
+    if m >= n:
+        return "exact"
+    if design.sparse:
+        row_nnz = np.diff(design.A.indptr).astype(np.float64)
+        cost_exact = 0.5 * float(row_nnz @ row_nnz)
+    else:
+        cost_exact = 0.05 * n * d * d  # BLAS runs ~20x faster per flop than a sparse scatter
+    cost_sketch = design.nnz + 0.05 * m * d * d
+    # An exact step converges quadratically, so it may cost up to ~2 sketched steps.
+    return "exact" if cost_exact <= 2.0 * cost_sketch else "sketch"
+
+
+def _check_problem(problem):
+    missing = [name for name in REQUIRED_METHODS if not hasattr(problem, name)]
+    if missing:
+        raise TypeError(
+            f"problem must be a fastnewton problem (e.g. fn.ExpRegression); "
+            f"{type(problem).__name__} lacks {', '.join(missing)}")
+
+
+def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_size=None,
+             tol=1e-8, maxiter=100, seed=None, callback=None, verbose=False, dtol=None,
+             armijo=1e-4, max_backtracks=60, resume=None):
+    r"""Minimize a fastnewton problem by a globally convergent (approximate) Newton method.
+
+    Each step solves :math:`\tilde H p = -\nabla L(x)` with :math:`\tilde H` the exact or
+    sketched Hessian, then backtracks along p until the Armijo condition holds. A trial
+    point where the objective overflows is rejected like any other failed trial.
+
+    Parameters
+    ----------
+    problem : a fastnewton problem (``fn.ExpRegression`` ...)
+    x0 : array_like (d,), optional
+        Start; zeros by default.
+    method : {"auto", "exact", "sketch"}
+        ``exact``: assembled Hessian (quadratic convergence, ~sum of squared row
+        nonzeros per step). ``sketch``: Hessian of a CountSketch of
+        :math:`\mathrm{diag}(\sqrt{\beta_+}) A`, drawn once from ``seed`` and kept for all
+        steps (linear convergence at a rate set by the sketch's distortion, about one
+        pass over A per step). ``auto`` picks by an estimate of the per-step cost.
+    sketch : str or sketch object
+        Sketch kind for ``method="sketch"`` (see ``fastnewton.sketch.SKETCHES``).
+    sketch_size : int, optional
+        Rows of the sketch; default :func:`default_sketch_size` = ``min(n, max(8 d, 64))``.
+    tol : float
+        Stop when ``‖∇L(x)‖ <= tol * ‖∇L(x0)‖``.
+    maxiter : int
+        Maximum number of Newton steps.
+    seed : None, int, SeedSequence or Generator
+        Randomness of the sketch. Same seed, same result, whatever the thread count.
+    callback : callable, optional
+        ``callback(intermediate_result)`` after each step, with an ``OptimizeResult``
+        holding ``x``, ``fun``, ``grad_norm``, ``nit``; raise ``StopIteration`` (or return
+        True) to stop.
+    verbose : bool
+        Print one line per step.
+    dtol : float, optional
+        Also stop when the Newton decrement ``λ²/2 = -g·p/2 <= dtol`` (Boyd &
+        Vandenberghe's criterion; it estimates L(x) - L*). By default only a decrement
+        below the objective's rounding level (``10 eps |L(x)|``) stops.
+    armijo : float
+        Sufficient-decrease constant c1 of the line search.
+    max_backtracks : int
+        Trials per line search before giving up.
+    resume : NewtonState, optional
+        Continue a solve from a state saved by a callback (``intermediate.state``, see
+        :class:`NewtonState`): with the same problem, method and integer ``seed`` the
+        continued run takes bitwise the same steps as an uninterrupted one.
+
+    Returns
+    -------
+    NewtonResult
+        See :class:`NewtonResult`. ``success=False`` comes with a ``ConvergenceWarning``.
+
+    Examples
+    --------
+    >>> import fastnewton as fn
+    >>> data = fn.datasets.make_regression(2000, 20, seed=0)
+    >>> prob = fn.ExpRegression(data.A, data.b, data.w)
+    >>> res = fn.minimize(prob, method="exact")
+    >>> bool(res.success), res.nit < 20
+    (True, True)
+    """
+    t_start = time.perf_counter()
+    _check_problem(problem)
+    method = _resolve_method(method, problem, sketch_size)
+    check_scalar(tol, "tol", low=0.0)
+    check_scalar(maxiter, "maxiter", low=0, integer=True)
+    check_scalar(armijo, "armijo", low=0.0, high=0.5, low_inclusive=False)
+    check_scalar(max_backtracks, "max_backtracks", low=1, integer=True)
+    if dtol is not None:
+        check_scalar(dtol, "dtol", low=0.0)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    design, lam = problem.design, problem.lam
+    d = design.d
+    x = np.zeros(d) if x0 is None else check_x(x0, d, "x0").copy()
+    rng = check_rng(seed)
+    stepper = STEP_MODELS[method](problem, rng, sketch, sketch_size)
+
+    timings = dict.fromkeys(_PHASES, 0.0)
+    t0 = time.perf_counter()
+    if resume is None:
+        z = design.matvec(x)
+        if hasattr(problem, "check_point"):
+            problem.check_point(z)
+        f, g = _objective_and_gradient(problem, x, z)
+        if not np.isfinite(f):
+            raise ValidationError("the objective is not finite at x0 (f(A x0) overflows); "
+                                  "choose a start with smaller |A x0|")
+        gnorm = float(np.linalg.norm(g))
+        state = NewtonState(x=x, z=z, f=f, g=g, g0norm=gnorm, nit=0, nfev=1, prev_s=None,
+                            prev_As=None, method=method,
+                            history={"fun": [f], "grad_norm": [gnorm], "step_size": [0.0],
+                                     "inner_iters": [0], "sketch_size": [0], "shift": [0.0],
+                                     "decrement": [np.nan], "time": [0.0]})
+    else:
+        state = _check_resume(resume, method, design)
+        x, z, f, g = state.x, state.z, state.f, state.g
+        gnorm = float(np.linalg.norm(g))
+    timings["gradient"] += time.perf_counter() - t0
+    nfev, g0norm, nit, hist = state.nfev, state.g0norm, state.nit, state.history
+    t_offset = hist["time"][-1]
+    prev_step = None if state.prev_s is None else (state.prev_s, state.prev_As)
+    if verbose:
+        print(f"fastnewton: method={method}  n={design.n}  d={d}  nnz={design.nnz}")
+        print(f"{'iter':>4} {'objective':>22} {'grad_norm':>10} {'step':>8} {'time_s':>8}")
+        print(f"{0:4d} {f:22.15e} {gnorm:10.3e} {'':>8} {hist['time'][-1]:8.3f}")
+
+    status = None
+    while True:
+        if not np.isfinite(gnorm):
+            status = NON_FINITE
+            break
+        if gnorm <= tol * g0norm:
+            status = CONVERGED_GRADIENT
+            break
+        if nit >= maxiter:
+            status = MAXITER
+            break
+        # -- model and direction ------------------------------------------------------
+        parts = problem.parts_z(z)
+        try:
+            direc = stepper.direction(parts, g, timings)
+        except (FloatingPointError, np.linalg.LinAlgError):
+            status = NON_FINITE
+            break
+        p = direc.p
+        gp = float(g @ p)
+        if not (np.isfinite(gp) and gp < 0):
+            p, gp = -g, -gnorm * gnorm  # cannot happen with a PD model; be safe anyway
+        decrement = -gp
+        if dtol is not None and 0.5 * decrement <= dtol:
+            status = CONVERGED_DECREMENT
+            break
+        # -- globalization ---------------------------------------------------------------
+        t0 = time.perf_counter()
+        Ap = design.matvec(p)
+        t_init = 1.0
+        if direc.subspace:
+            p, Ap, gp, t_init = _subspace_step(parts, lam, g, p, Ap, gp, prev_step)
+        step, f_new, z_new, x_new, g_new, trials = _armijo(
+            problem, x, z, f, g, gnorm, p, Ap, gp, armijo, max_backtracks, t_init)
+        nfev += trials
+        timings["line_search"] += time.perf_counter() - t0
+        if step == 0.0:
+            if 0.5 * decrement <= 10 * _EPS * max(abs(f), np.finfo(float).tiny):
+                status = CONVERGED_DECREMENT
+            else:
+                status = LINE_SEARCH_FAILED
+            break
+        prev_step = (x_new - x, z_new - z)
+        x, z = x_new, z_new
+        t0 = time.perf_counter()
+        if g_new is None:
+            f, g = _objective_and_gradient(problem, x, z)
+        else:
+            f, g = f_new, g_new
+        timings["gradient"] += time.perf_counter() - t0
+        gnorm = float(np.linalg.norm(g))
+        nit += 1
+        elapsed = t_offset + time.perf_counter() - t_start
+        state = NewtonState(x=x, z=z, f=f, g=g, g0norm=g0norm, nit=nit, nfev=nfev,
+                            prev_s=prev_step[0], prev_As=prev_step[1], method=method,
+                            history=hist)
+        for key, val in (("fun", f), ("grad_norm", gnorm), ("step_size", step),
+                         ("inner_iters", direc.inner_iters),
+                         ("sketch_size", direc.sketch_size), ("shift", direc.shift),
+                         ("decrement", decrement), ("time", elapsed)):
+            hist[key].append(val)
+        if verbose:
+            print(f"{nit:4d} {f:22.15e} {gnorm:10.3e} {step:8.2e} {elapsed:8.3f}")
+        if callback is not None:
+            inter = OptimizeResult(x=x.copy(), fun=f, grad_norm=gnorm, nit=nit, state=state)
+            try:
+                stop = callback(inter)
+            except StopIteration:
+                stop = True
+            if stop:
+                status = STOPPED_BY_CALLBACK
+                break
+
+    # -- finalize: recompute at x exactly (z was updated incrementally) --------------------
+    t0 = time.perf_counter()
+    z = design.matvec(x)
+    f, g = _objective_and_gradient(problem, x, z)
+    timings["gradient"] += time.perf_counter() - t0
+    gnorm = float(np.linalg.norm(g))
+    timings["total"] = time.perf_counter() - t_start
+    success = status in (CONVERGED_GRADIENT, CONVERGED_DECREMENT)
+    message = _MESSAGES[status]
+    if status in (CONVERGED_GRADIENT, CONVERGED_DECREMENT, MAXITER, LINE_SEARCH_FAILED):
+        message += f" (relative gradient {gnorm / g0norm if g0norm else 0.0:.2e})"
+    if not success and status != STOPPED_BY_CALLBACK:
+        remedy = {
+            MAXITER: "raise maxiter, or use method='exact' for quadratic convergence",
+            LINE_SEARCH_FAILED: "the requested tol may be below what float64 resolves here; "
+                                "loosen tol, or add a ridge (lam > 0) if A is rank-deficient",
+            NON_FINITE: "check the data scale (f(A x) may overflow) or add a ridge (lam > 0)",
+        }[status]
+        warnings.warn(f"fastnewton.minimize did not converge after {nit} steps: {message}; "
+                      f"gradient norm {gnorm:.3e} vs target {tol * g0norm:.3e}. Remedy: {remedy}.",
+                      ConvergenceWarning, stacklevel=2)
+    if verbose:
+        print(f"fastnewton: {message}; fun={f:.15e} grad_norm={gnorm:.3e} nit={nit} "
+              f"time={timings['total']:.3f}s")
+    history = {k: np.asarray(v, dtype=np.int64 if k in ("inner_iters", "sketch_size") else float)
+               for k, v in hist.items()}
+    return NewtonResult(x=x, fun=f, jac=g, grad_norm=gnorm, nit=nit, nfev=nfev + 1,
+                        success=success, status=status, message=message, method=method,
+                        history=history, timings=timings)
+
+
+@dataclass
+class NewtonState:
+    """Everything the driver carries from one step to the next (for checkpoints).
+
+    ``x``, ``z = A x`` (updated incrementally, hence stored), objective ``f``, gradient
+    ``g``, the initial gradient norm ``g0norm``, step and evaluation counts, the previous
+    step ``prev_s`` and its image ``prev_As = A prev_s`` (or None), the method and the
+    history lists. Arrays are never modified in place by the driver. ``to_arrays`` /
+    ``from_arrays`` convert to and from a dict of numpy arrays (for ``np.savez``, no
+    pickle needed).
+    """
+
+    x: np.ndarray
+    z: np.ndarray
+    f: float
+    g: np.ndarray
+    g0norm: float
+    nit: int
+    nfev: int
+    prev_s: object
+    prev_As: object
+    method: str
+    history: dict
+
+    def to_arrays(self):
+        out = {"x": self.x, "z": self.z, "f": np.float64(self.f), "g": self.g,
+               "g0norm": np.float64(self.g0norm), "nit": np.int64(self.nit),
+               "nfev": np.int64(self.nfev), "method": np.str_(self.method)}
+        if self.prev_s is not None:
+            out["prev_s"], out["prev_As"] = self.prev_s, self.prev_As
+        for key, val in self.history.items():
+            out["history_" + key] = np.asarray(val, dtype=np.float64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        try:
+            history = {k[len("history_"):]: list(np.asarray(arrays[k], dtype=np.float64))
+                       for k in arrays if k.startswith("history_")}
+            for key in ("inner_iters", "sketch_size"):
+                history[key] = [int(v) for v in history.get(key, [])]
+            has_prev = "prev_s" in arrays
+            return cls(x=np.asarray(arrays["x"], dtype=np.float64),
+                       z=np.asarray(arrays["z"], dtype=np.float64),
+                       f=float(arrays["f"]), g=np.asarray(arrays["g"], dtype=np.float64),
+                       g0norm=float(arrays["g0norm"]), nit=int(arrays["nit"]),
+                       nfev=int(arrays["nfev"]),
+                       prev_s=np.asarray(arrays["prev_s"], dtype=np.float64) if has_prev else None,
+                       prev_As=np.asarray(arrays["prev_As"], dtype=np.float64) if has_prev else None,
+                       method=str(arrays["method"]), history=history)
+        except KeyError as exc:
+            raise ValidationError(f"resume state lacks the entry {exc.args[0]!r}") from None
+
+
+def _check_resume(state, method, design):
+    if not isinstance(state, NewtonState):
+        raise TypeError(f"resume must be a NewtonState, got {type(state).__name__}")
+    if state.method != method:
+        raise ValidationError(f"resume state was made by method {state.method!r}, "
+                              f"but this solve uses {method!r}")
+    if state.x.shape != (design.d,) or state.z.shape != (design.n,) or state.g.shape != (design.d,):
+        raise ValidationError(f"resume state has x of {state.x.shape[0]} and z of "
+                              f"{state.z.shape[0]} entries; this problem has d={design.d}, "
+                              f"n={design.n}")
+    return state
+
+
+def _objective_and_gradient(problem, x, z):
+    f, gz = problem.loss_grad_z(z)
+    g = problem.design.rmatvec(gz) + problem.lam * x
+    return f + 0.5 * problem.lam * float(x @ x), g
+
+
+def _curvature(parts, lam, Au, u, Av, v):
+    """u^T H v for the exact Hessian H = A^T B A + lam I, given A u and A v (O(n))."""
+    c = float(parts.beta @ (Au * Av)) + lam * float(u @ v)
+    if parts.U is not None:
+        c += float((parts.U.T @ Au) @ (parts.C @ (parts.U.T @ Av)))
+    return c
+
+
+def _subspace_step(parts, lam, g, p, Ap, gp, prev_step):
+    """Minimize the exact local quadratic model over span{p, previous step}.
+
+    p is the sketched-Newton direction. Its error is systematic (the sketch is fixed),
+    so plain steps along p converge at the sketch's distortion rate; minimizing the
+    exact quadratic model (curvatures from A p, A s and B, O(n), no extra pass over A)
+    over p and the previous step s makes the iteration the nonlinear analogue of
+    preconditioned CG, with the sketched Hessian as preconditioner. Falls back to p
+    (step 1) where the model is not positive definite on the subspace.
+
+    Returns (direction, A direction, g.direction, initial step).
+    """
+    cpp = _curvature(parts, lam, Ap, p, Ap, p)
+    if not (np.isfinite(cpp) and cpp > 0):
+        return p, Ap, gp, 1.0
+    if prev_step is not None:
+        s, As = prev_step
+        css = _curvature(parts, lam, As, s, As, s)
+        cps = _curvature(parts, lam, Ap, p, As, s)
+        gs = float(g @ s)
+        det = cpp * css - cps * cps
+        if np.isfinite(det) and det > 1e-12 * cpp * css:
+            a = (-gp * css + gs * cps) / det
+            b = (-gs * cpp + gp * cps) / det
+            q = a * p + b * s
+            gq = a * gp + b * gs
+            if gq < 0:
+                return q, a * Ap + b * As, gq, 1.0
+    return p, Ap, gp, float(min(max(-gp / cpp, 0.1), 4.0))
+
+
+def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.0):
+    """Backtracking along p from step ``t_init``: returns (step, f, z, x, g or None, trials).
+
+    A trial is accepted when ``f(x + t p) <= f + c1 t g.p``. Near the solution, where
+    the decrease is below the objective's rounding error, a trial is also accepted
+    when it decreases the gradient norm (its gradient is then returned). A step of 0
+    means failure.
+    """
+    lam = problem.lam
+    t = t_init
+    fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
+    for trial in range(1, max_backtracks + 1):
+        z_t = z + t * Ap
+        x_t = x + t * p
+        f_t = problem.loss_z(z_t) + 0.5 * lam * float(x_t @ x_t)
+        if np.isfinite(f_t):
+            if f_t <= f + c1 * t * gp:
+                return t, f_t, z_t, x_t, None, trial
+            if abs(f_t - f) <= fscale:
+                f2, g_t = _objective_and_gradient(problem, x_t, z_t)
+                if np.linalg.norm(g_t) < gnorm:
+                    return t, f2, z_t, x_t, g_t, trial
+            # quadratic interpolation of f along p, kept within [0.1 t, 0.5 t]
+            denom = 2.0 * (f_t - f - gp * t)
+            t_new = -gp * t * t / denom if denom > 0 else 0.5 * t
+            t = min(max(t_new, 0.1 * t), 0.5 * t)
+        else:
+            t *= 0.1  # overflow: shrink hard
+    return 0.0, f, z, x, None, max_backtracks

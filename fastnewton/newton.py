@@ -21,6 +21,7 @@ from scipy.optimize import OptimizeResult
 
 from ._validation import check_rng, check_scalar, check_x
 from .exceptions import ConvergenceWarning, ValidationError
+from .linalg._design import fixed_dot
 from ._steps import STEP_MODELS, default_sketch_size
 from .problems import REQUIRED_METHODS
 
@@ -402,7 +403,7 @@ def _objective_and_gradient(problem, x, z):
 
 def _curvature(parts, lam, Au, u, Av, v):
     """u^T H v for the exact Hessian H = A^T B A + lam I, given A u and A v (O(n))."""
-    c = float(parts.beta @ (Au * Av)) + lam * float(u @ v)
+    c = fixed_dot(parts.beta, Au * Av) + lam * float(u @ v)
     if parts.U is not None:
         c += float((parts.U.T @ Au) @ (parts.C @ (parts.U.T @ Av)))
     return c

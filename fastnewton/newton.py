@@ -201,7 +201,8 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         z = design.matvec(x)
         if hasattr(problem, "check_point"):
             problem.check_point(z)
-        f, g = _objective_and_gradient(problem, x, z)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            f, g = _objective_and_gradient(problem, x, z)
         if not np.isfinite(f):
             raise ValidationError("the objective is not finite at x0 (f(A x0) overflows); "
                                   "choose a start with smaller |A x0|")

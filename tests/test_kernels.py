@@ -11,7 +11,6 @@ from fastnewton.linalg import Design
 from fastnewton.linalg._design import n_row_blocks
 from fastnewton.sketch import CountSketch
 
-from _reference import dense
 
 FORMATS = ("csr_matrix", "csr_array", "csc_matrix", "csc_array", "coo_matrix", "coo_array",
            "dense")
@@ -237,3 +236,16 @@ def test_two_threads_really_available():
     with thread_limit(2):
         assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
     assert numba.config.NUMBA_NUM_THREADS >= 2
+
+
+def test_fixed_dot_ignores_blas_threads(rng):
+    """Long n-vector reductions (objective, line search) must not depend on BLAS threads."""
+    from fastnewton.linalg._design import fixed_dot
+
+    a, b = rng.standard_normal(50_000), rng.standard_normal(50_000)
+    with thread_limit(1):
+        one = fixed_dot(a, b)
+    with thread_limit(2):
+        two = fixed_dot(a, b)
+    assert one == two
+    assert one == pytest.approx(float(np.dot(a, b)), rel=1e-12, abs=1e-12 * np.abs(a * b).sum())

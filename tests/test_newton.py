@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import fastnewton as fn
 from fastnewton._threads import thread_limit
@@ -155,8 +156,6 @@ def test_overflowing_newton_step_is_rejected(rng, method):
 @pytest.fixture(scope="module")
 def rank_deficient():
     data = fn.datasets.make_regression(3000, 20, cond=10.0, family="exp", seed=[_SEED, 5])
-    import scipy.sparse as sp
-
     A = sp.hstack([data.A, data.A[:, [3]]], format="csr")  # column 20 duplicates column 3
     return data, A
 

@@ -21,6 +21,7 @@ from scipy.optimize import OptimizeResult
 
 from ._validation import check_rng, check_scalar, check_x
 from .exceptions import ConvergenceWarning, ValidationError
+from .linalg._design import fixed_dot
 from ._steps import STEP_MODELS, default_sketch_size
 from .problems import REQUIRED_METHODS
 
@@ -200,7 +201,8 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         z = design.matvec(x)
         if hasattr(problem, "check_point"):
             problem.check_point(z)
-        f, g = _objective_and_gradient(problem, x, z)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            f, g = _objective_and_gradient(problem, x, z)
         if not np.isfinite(f):
             raise ValidationError("the objective is not finite at x0 (f(A x0) overflows); "
                                   "choose a start with smaller |A x0|")
@@ -402,7 +404,7 @@ def _objective_and_gradient(problem, x, z):
 
 def _curvature(parts, lam, Au, u, Av, v):
     """u^T H v for the exact Hessian H = A^T B A + lam I, given A u and A v (O(n))."""
-    c = float(parts.beta @ (Au * Av)) + lam * float(u @ v)
+    c = fixed_dot(parts.beta, Au * Av) + lam * float(u @ v)
     if parts.U is not None:
         c += float((parts.U.T @ Au) @ (parts.C @ (parts.U.T @ Av)))
     return c

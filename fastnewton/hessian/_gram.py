@@ -32,7 +32,9 @@ def weighted_gram(A, beta):
     if beta.shape != (design.n,):
         raise ValidationError(f"beta must have shape ({design.n},), got {beta.shape}")
     if not design.sparse:
-        return design.A.T @ (beta[:, None] * design.A)
+        G = design.A.T @ (beta[:, None] * design.A)
+        _kernels.mirror_upper(G)  # BLAS does not return an exactly symmetric product
+        return G
     d = design.d
     Ac = design.A
     G = np.zeros((d, d))
@@ -69,7 +71,8 @@ def gram_row_blocks(n, d):
 def _add_low_rank_and_ridge(G, design, parts, ridge):
     if parts.U is not None:
         AU = design.rmatmat(parts.U)
-        G += AU @ parts.C @ AU.T
+        L = AU @ parts.C @ AU.T
+        G += 0.5 * (L + L.T)  # exactly symmetric, as the Cholesky and the docs assume
     if ridge:
         G[np.diag_indices_from(G)] += ridge
     return G

@@ -17,6 +17,7 @@ import numpy as np
 from .._validation import check_scalar, check_weights, check_x
 from ..hessian import DiagLowRank, gram
 from ..linalg import as_design
+from ..linalg._design import fixed_dot
 
 __all__ = ["Problem", "REQUIRED_METHODS"]
 
@@ -74,7 +75,7 @@ class Problem:
         with np.errstate(over="ignore", invalid="ignore"):
             val = float(self._loss(z))
             if self._w2 is not None:
-                val += 0.5 * float(np.dot(self._w2, z * z))
+                val += 0.5 * fixed_dot(self._w2, z * z)
         return val if np.isfinite(val) else np.inf
 
     def loss_grad_z(self, z):
@@ -83,7 +84,7 @@ class Problem:
             val, g = self._loss_grad(z)
             val = float(val)
             if self._w2 is not None:
-                val += 0.5 * float(np.dot(self._w2, z * z))
+                val += 0.5 * fixed_dot(self._w2, z * z)
                 g = g + self._w2 * z
         if not np.isfinite(val):
             val = np.inf

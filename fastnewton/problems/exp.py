@@ -8,6 +8,7 @@ import numpy as np
 
 from .._validation import check_vector
 from ..exceptions import NonConvexWarning
+from ..linalg._design import fixed_dot
 from ._base import Problem
 
 __all__ = ["ExpRegression", "convexity_bound"]
@@ -98,12 +99,12 @@ class ExpRegression(Problem):
 
     def _loss(self, z):
         r = self._f(z) - self.b
-        return 0.5 * float(r @ r)
+        return 0.5 * fixed_dot(r, r)
 
     def _loss_grad(self, z):
         fz = self._f(z)
         r = fz - self.b
-        return 0.5 * float(r @ r), self._df(z) * r
+        return 0.5 * fixed_dot(r, r), self._df(z) * r
 
     def _parts(self, z):
         fz = self._f(z)

@@ -217,13 +217,12 @@ def load_svmlight(path, n_features=None, *, zero_based="auto", dtype=np.float64)
         n_features = width
     elif width > n_features:
         raise InputFileError(f"{path}: feature index {width - 1} >= n_features={n_features}")
-    X = sp.coo_array((np.asarray(vals, dtype=dtype), (np.asarray(rows, dtype=np.int64), cols)),
-                     shape=(len(labels), n_features))
-    X = sp.csr_array(X)
-    counts = X.nnz
-    X.sum_duplicates()
-    if X.nnz != counts:
+    rows = np.asarray(rows, dtype=np.int64)
+    if np.unique(rows * max(n_features, 1) + cols).size != cols.size:
         raise InputFileError(f"{path}: a line repeats a feature index")
+    X = sp.csr_array(sp.coo_array((np.asarray(vals, dtype=dtype), (rows, cols)),
+                                  shape=(len(labels), n_features)))
+    X.sort_indices()
     if X.shape[1] < 2**31 - 1 and X.nnz < 2**31 - 1:
         X.indices = X.indices.astype(np.int32)
         X.indptr = X.indptr.astype(np.int32)

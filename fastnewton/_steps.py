@@ -82,6 +82,9 @@ class SketchStep(_FactoredStep):
         n, d = problem.n, problem.d
         m = default_sketch_size(n, d) if sketch_size is None else sketch_size
         check_scalar(m, "sketch_size", low=1, integer=True)
+        if m > n:  # more rows than A: never cheaper than exact, and memory ~ m
+            raise ValueError(f"sketch_size must be at most n = {n} (the rows of A), got {m}; "
+                             f"use method='exact' for the full Hessian")
         self.problem = problem
         self.sketch_size = int(m)
         self.sketch = make_sketch(sketch, self.sketch_size, n, seed=rng)

@@ -259,8 +259,8 @@ def _collect_job(args):
     params = dict(job.get("params", {}))
     for key in ("A", "b", "w", "f", "lam"):
         val = getattr(args, key)
-        if val is not None:
-            params[key] = val
+        if val is not None:  # --A/--b/--w strings are always files
+            params[key] = {"file": val} if key in ("A", "b", "w") and isinstance(val, str) else val
     for text in args.param:
         name, value = parse_param(text)
         params[name] = value

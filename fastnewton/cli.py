@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
 import warnings
 
@@ -113,15 +114,15 @@ def _add_solve_parser(sub, methods, sketches):
     solve = sub.add_parser(
         "solve", help="solve a problem read from files; write the result atomically",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Solve one problem whose arrays are read from files (.npz from "
-                    "scipy.sparse.save_npz or np.savez, .npy, Matrix Market .mtx, svmlight/"
-                    "libsvm .svm/.svmlight/.libsvm; PATH:KEY picks an array of an .npz). "
-                    "Nothing is unpickled. Writes the result (x, fun, jac, history ...) to "
-                    "--out atomically, optionally a JSON report and a checkpoint after "
-                    "every Newton step.",
+        description=textwrap.fill(
+            "Solve one problem whose arrays are read from files (.npz from "
+            "scipy.sparse.save_npz or np.savez, .npy, Matrix Market .mtx, svmlight/libsvm "
+            ".svm/.svmlight/.libsvm; PATH:KEY picks an array of an .npz). Nothing is "
+            "unpickled. Writes the result (x, fun, jac, history ...) to --out atomically, "
+            "optionally a JSON report and a checkpoint after every Newton step.", 79),
         epilog="Exit codes: 0 converged, 1 not converged (result written), 2 bad input/usage.\n"
-               "Problem arguments come from the flags below, from --param NAME=VALUE, or "
-               "from a JSON/TOML --job file\n(flags win); every family of "
+               "Problem arguments come from the flags above, from --param NAME=VALUE, or\n"
+               "from a JSON/TOML --job file (flags win): every family of\n"
                "fastnewton.problems.PROBLEMS is reachable that way.\n"
                "Example: fastnewton solve --problem exp --A A.npz --b b.npy --w w.npy "
                "--out x.npz --checkpoint ck.npz --resume")

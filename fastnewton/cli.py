@@ -284,6 +284,9 @@ def _collect_job(args):
             if not os.access(directory, os.W_OK):
                 raise PermissionError(f"--{key}: directory {directory!r} is not writable")
     threads = args.threads or job.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise JobError(f"job: threads must be a positive integer, got {threads!r}")
     problem = args.problem or job.get("problem", "exp")
     return Job(problem, params, solver, x0=args.x0 or job.get("x0")), paths, threads
 
@@ -368,7 +371,7 @@ def _solve(args):
                  **{"history_" + k: v for k, v in history.items()})
     if paths["report"]:
         fio.write_json(paths["report"], {
-            "command": sys.argv, "exit_code": code, "problem": job.name,
+            "command": ["fastnewton", *args.argv], "exit_code": code, "problem": job.name,
             "params": job.scalar_params(), "inputs": job.inputs, "solver": opts,
             "fingerprint": fingerprint, "resumed_from_nit": start_nit if resume else None,
             "result": {k: res[k] for k in ("fun", "grad_norm", "nit", "nfev", "success",
@@ -478,6 +481,7 @@ def _info(args):
 def main(argv=None):
     parser = _build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     handler = {"demo": _demo, "info": _info, "solve": _solve, "generate": _generate}[args.command]
     try:
         return handler(args)

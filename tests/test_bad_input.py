@@ -118,7 +118,9 @@ def test_public_api_refuses(call, exc, match):
 
 def test_resume_state_from_another_problem_is_refused():
     states = []
-    fn.minimize(_prob(), method="exact", maxiter=1, callback=lambda r: states.append(r.state))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fn.ConvergenceWarning)
+        fn.minimize(_prob(), method="exact", maxiter=1, callback=lambda r: states.append(r.state))
     other = P(A[:10], B[:10], W[:10])
     with pytest.raises(ValueError, match="resume state has x of 3 and z of 20 entries"):
         fn.minimize(other, method="exact", resume=states[-1])
@@ -219,6 +221,8 @@ def files(tmp_path_factory):
     (d / "job_bad.json").write_text("{not json")
     (d / "job_key.json").write_text(json.dumps({"problem": "exp", "bogus": 1}))
     (d / "job_solver.json").write_text(json.dumps({"params": {}, "solver": {"speed": 9}}))
+    (d / "job_threads.json").write_text(json.dumps({"threads": 0}))
+    (d / "torn_ckpt.npz").write_bytes(good[:100])
     return d
 
 
@@ -266,6 +270,8 @@ CLI_CASES = [
     ("job-unknown-key", ["--job", "{d}/job_key.json"], r"job: unknown key\(s\) \['bogus'\]"),
     ("job-unknown-solver-option", ["--job", "{d}/job_solver.json"], "unknown solver option"),
     ("job-missing", ["--job", "{d}/nope.json"], "job: no such file"),
+    ("job-threads-zero", ["--job", "{d}/job_threads.json"], "threads must be a positive integer"),
+    ("checkpoint-corrupt", ["--checkpoint", "{d}/torn_ckpt.npz", "--resume"], "checkpoint: cannot read"),
 ]
 
 

@@ -73,6 +73,7 @@ def test_solve_matches_library_and_writes_report(problem_dir, capsys, method):
         assert report["inputs"][key]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert report["out"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert report["versions"]["numpy"] == np.__version__
+    assert report["command"][:2] == ["fastnewton", "solve"] and "--report" in report["command"]
     assert report["threads"]["requested"] == 1 and report["threads"]["numba"] == 1
     assert set(report["timings"]) >= {"total", "factor", "line_search"}
     lines = capsys.readouterr().out.splitlines()

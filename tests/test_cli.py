@@ -161,11 +161,14 @@ def _fingerprint(ck):
 
 def test_sigkill_mid_run_then_resume(problem_dir):
     """generate -> solve --checkpoint killed by SIGKILL -> solve --resume == uninterrupted."""
+    ref = _direct(problem_dir, "sketch", seed=_seed(problem_dir))
+    assert ref.nit >= 4  # enough steps left to kill the run in the middle
     ck, out = problem_dir / "ck.npz", problem_dir / "killed.npz"
     cmd = [sys.executable, "-m", "fastnewton.cli", "solve", "--job", str(problem_dir / "job.json"),
-           "--method", "sketch", "--checkpoint", str(ck), "--out", str(out), "--quiet"]
+           "--method", "sketch", "--checkpoint", str(ck), "--out", str(out)]
     env = dict(os.environ, PYTHONPATH=REPO, FASTNEWTON_TEST_SLEEP_PER_STEP="0.4")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd + ["--quiet"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     nit = 0
     try:
@@ -181,13 +184,15 @@ def test_sigkill_mid_run_then_resume(problem_dir):
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists()  # killed before the end: no (partial) output
     state = fio.load_checkpoint(ck, _fingerprint(ck))
-    assert state.nit >= 2
-    resumed = subprocess.run(cmd + ["--resume", "--log-format", "json"], env=dict(env, FASTNEWTON_TEST_SLEEP_PER_STEP="0"),
+    assert 2 <= state.nit < ref.nit
+    env["FASTNEWTON_TEST_SLEEP_PER_STEP"] = "0"
+    resumed = subprocess.run(cmd + ["--resume", "--log-format", "json"], env=env,
                              capture_output=True, text=True, timeout=300)
-    assert resumed.returncode in (0, 1), resumed.stderr
-    start = json.loads(resumed.stdout.splitlines()[0]) if resumed.stdout else None
-    assert start is None or start["resumed_from"] == state.nit  # quiet: no output expected
-    np.testing.assert_array_equal(_x(out), _direct(problem_dir, "sketch", seed=_seed(problem_dir)).x)
+    assert resumed.returncode == (0 if ref.success else 1), resumed.stderr
+    events = [json.loads(line) for line in resumed.stdout.splitlines()]
+    assert events[0]["event"] == "start" and events[0]["resumed_from"] == state.nit
+    assert [e["nit"] for e in events if e["event"] == "step"] == list(range(state.nit + 1, ref.nit + 1))
+    np.testing.assert_array_equal(_x(out), ref.x)
 
 
 def test_solve_help_documents_every_option(capsys):

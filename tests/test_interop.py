@@ -116,3 +116,14 @@ def test_softmax_regressor_matches_the_library(rng):
     np.testing.assert_array_equal(est.coef_, res.x)
     z = A @ res.x
     np.testing.assert_allclose(est.predict(A), np.exp(z) / np.exp(z).sum(), rtol=1e-10)
+
+
+def test_core_import_does_not_need_sklearn():
+    import os
+    import subprocess
+    import sys
+    code = "import sys, fastnewton; assert 'sklearn' not in sys.modules, 'sklearn imported'"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=repo),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

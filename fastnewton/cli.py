@@ -324,8 +324,15 @@ def _solve(args):
     threads = int(threads or available_cpus())
     fingerprint = job.fingerprint()
     caught = []
-    with warnings.catch_warnings(record=True) as caught:
+
+    def show_warning(message, category, *_args, **_kw):  # logged as it happens
+        caught.append(str(message))
+        log.event("warning", f"warning: {category.__name__}: {message}",
+                  category=category.__name__, message=str(message))
+
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = show_warning
         problem = job.build()
         resume = None
         if args.resume and os.path.exists(paths["checkpoint"]):
@@ -338,13 +345,11 @@ def _solve(args):
                   problem=job.name, n=problem.n, d=problem.d, method=opts["method"],
                   threads=threads, resumed_from=start_nit if resume else None)
         sleep = float(os.environ.get(_SLEEP_ENV, "0") or 0)
-        g0 = [None if resume is None else resume.g0norm]
 
         def callback(inter):
             state = inter.state
             if paths["checkpoint"]:
                 fio.save_checkpoint(paths["checkpoint"], state, fingerprint)
-            g0[0] = state.g0norm
             hist = state.history
             log.step(inter.nit, inter.fun, inter.grad_norm, hist["step_size"][-1],
                      hist["time"][-1], (state.g0norm, opts["tol"] * state.g0norm),
@@ -358,9 +363,6 @@ def _solve(args):
                               sketch_size=opts["sketch_size"], tol=opts["tol"],
                               maxiter=opts["maxiter"], seed=opts["seed"], callback=callback,
                               resume=resume)
-    for w in caught:
-        log.event("warning", f"warning: {w.category.__name__}: {w.message}",
-                  category=w.category.__name__, message=str(w.message))
     code = EXIT_CONVERGED if res.success else EXIT_NOT_CONVERGED
     history = {k: np.asarray(v) for k, v in res.history.items()}
     fio.save_npz(paths["out"], x=res.x, jac=res.jac, fun=np.float64(res.fun),
@@ -377,7 +379,7 @@ def _solve(args):
             "result": {k: res[k] for k in ("fun", "grad_norm", "nit", "nfev", "success",
                                            "status", "message", "method")},
             "history": history, "timings": res.timings, "versions": _versions(),
-            "threads": thread_info, "warnings": [str(w.message) for w in caught],
+            "threads": thread_info, "warnings": caught,
             "out": {"path": os.path.abspath(paths["out"]), "sha256": fio.sha256_file(paths["out"])},
             "wall_time": time.perf_counter() - t_wall})
     log.event("done", f"fastnewton solve: {res.message}; fun={res.fun:.15e} "

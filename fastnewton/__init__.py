@@ -5,6 +5,10 @@ attention-regression papers by Newton steps that cost a few passes over A plus a
 d x d factorization. See ``fastnewton.minimize``.
 """
 
+from ._numba_cache import configure_numba_cache as _configure_numba_cache
+
+_configure_numba_cache()  # before any kernel module is imported (read-only installs)
+
 from . import datasets, hessian, linalg, problems, sketch
 from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
                          NumericalWarning, ValidationError)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_scalar
+from .exceptions import ValidationError
 from .hessian import gram, sketched_gram
 from .linalg import shifted_cholesky
 from .sketch import make_sketch
@@ -82,6 +83,9 @@ class SketchStep(_FactoredStep):
         n, d = problem.n, problem.d
         m = default_sketch_size(n, d) if sketch_size is None else sketch_size
         check_scalar(m, "sketch_size", low=1, integer=True)
+        if m > n:  # more rows than A: never cheaper than exact, and memory ~ m
+            raise ValidationError(f"sketch_size must be at most n = {n} (the rows of A), got {m}; "
+                             f"use method='exact' for the full Hessian")
         self.problem = problem
         self.sketch_size = int(m)
         self.sketch = make_sketch(sketch, self.sketch_size, n, seed=rng)

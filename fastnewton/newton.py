@@ -180,6 +180,8 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     """
     t_start = time.perf_counter()
     _check_problem(problem)
+    if sketch_size is not None:
+        check_scalar(sketch_size, "sketch_size", low=1, integer=True)
     method = _resolve_method(method, problem, sketch_size)
     check_scalar(tol, "tol", low=0.0)
     check_scalar(maxiter, "maxiter", low=0, integer=True)

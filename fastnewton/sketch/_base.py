@@ -270,3 +270,4 @@ def group_entries(bucket, local_col, vals, m):
     np.cumsum(np.bincount(bucket, minlength=m), out=ptr[1:])
     return ptr, np.ascontiguousarray(local_col[order], dtype=np.int64), \
         np.ascontiguousarray(vals[order], dtype=np.float64)
+

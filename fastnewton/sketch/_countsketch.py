@@ -86,8 +86,14 @@ class CountSketch(RowSketch):
     def _reordered(self, design):
         """A's rows grouped by bucket (built on first use for this design, then reused)."""
         if self._layout is None or self._layout[0] is not design:
-            Ap = design.A[self._order]
-            self._layout = (design, Ap.indptr, Ap.indices, Ap.data)
+            A = design.A
+            lengths = np.diff(A.indptr)[self._order]
+            indptr = np.zeros(self.n + 1, dtype=A.indptr.dtype)
+            np.cumsum(lengths, out=indptr[1:])
+            indices = np.empty_like(A.indices)
+            data = np.empty_like(A.data)
+            _kernels.gather_csr_rows(A.indptr, A.indices, A.data, self._order, indptr, indices, data)
+            self._layout = (design, indptr, indices, data)
         return self._layout[1:]
 
     def prepare(self, design):

@@ -18,6 +18,8 @@ __all__ = [
     "srht_dense",
     "srht_csc",
     "srht_adjoint",
+    "sparse_sign_csr",
+    "gather_csr_rows",
 ]
 
 
@@ -213,3 +215,39 @@ def srht_adjoint(Y, n, coef, N, rows, scale, cb, out):
             c = scale * coef[i]
             for j in range(w):
                 out[i, j0 + j] = c * buf[i, j]
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def sparse_sign_csr(indptr, indices, data, buckets, signs, scale, sqrt_w, out):
+    """out[b, :] += scale * signs[i, q] * sqrt_w[i] * A[i, :] with b = buckets[i, q].
+
+    Column q of ``buckets`` maps rows into the q-th block of rows of ``out`` (blocks are
+    disjoint), so the k blocks are processed in parallel, each streaming A in row
+    order and scattering into its own m/k x d slice of the output. Every output entry
+    accumulates its terms in increasing row order, as in :func:`row_sketch_csr`:
+    identical bits.
+    """
+    n = indptr.shape[0] - 1
+    k = buckets.shape[1]
+    weighted = sqrt_w.shape[0] > 0
+    for q in prange(k):
+        for i in range(n):
+            v = signs[i, q] * scale
+            c = v * sqrt_w[i] if weighted else v
+            if c == 0.0:
+                continue
+            orow = out[buckets[i, q]]
+            for p in range(indptr[i], indptr[i + 1]):
+                orow[indices[p]] += c * data[p]
+
+
+@njit(cache=True, parallel=True)
+def gather_csr_rows(indptr, indices, data, order, new_indptr, new_indices, new_data):
+    """Copy rows ``order`` of a CSR matrix into (new_indptr, new_indices, new_data) (new_indptr given)."""
+    for r in prange(order.shape[0]):
+        i = order[r]
+        src = indptr[i]
+        dst = new_indptr[r]
+        for t in range(indptr[i + 1] - src):
+            new_indices[dst + t] = indices[src + t]
+            new_data[dst + t] = data[src + t]

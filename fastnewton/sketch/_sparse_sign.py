@@ -6,6 +6,7 @@ import numpy as np
 
 from .._validation import check_rng, check_scalar
 from ..exceptions import ValidationError
+from . import _kernels
 from ._base import RowSketch, group_entries
 from ._hashing import bucket_of, key_from_seed, row_hash, sign_of
 
@@ -43,7 +44,13 @@ class SparseSign(RowSketch):
 
     Notes
     -----
-    Memory: S is kept in CSR form, k n (8-byte index + 8-byte value) entries.
+    Sparse A: the k blocks of output rows are filled in parallel, each by one thread
+    streaming A in row order (k passes over A in all, no gathers) and scattering into
+    its m/k x d slice of the output; every output entry accumulates its terms in
+    increasing row order (the same bits as the row-by-row kernel used for dense input
+    and :meth:`apply_rows`). Parallelism is over the k blocks. Memory: a table of k n
+    int32 buckets + int8 signs; S in CSR form (16 k n bytes) only for dense input or
+    :meth:`apply_rows`.
 
     Examples
     --------
@@ -63,23 +70,41 @@ class SparseSign(RowSketch):
                 f"nnz_per_row must be <= sketch_size = {self.sketch_size}, got {nnz_per_row}")
         self.nnz_per_row = int(nnz_per_row)
         self.key = key_from_seed(check_rng(seed))
-        self._csr_cache = None
+        self._scale = 1.0 / np.sqrt(self.nnz_per_row)
+        self._buckets, self._signs = self._table(0, self.n)
+        self._csr_cache = None  # S in CSR form, built when first needed
 
     @staticmethod
     def default_size(n, d):
         """Default sketch size for Newton steps: ``min(n, max(8 d, 64))``."""
         return int(min(n, max(8 * d, 64)))
 
-    def _columns(self, row_start, n_rows):
+    def _table(self, row_start, n_rows):
+        """Buckets (int32) and signs (int8) of rows ``row_start ..``, shape (n_rows, k)."""
         k, m = self.nnz_per_row, self.sketch_size
         rows = np.arange(row_start, row_start + n_rows)
-        bucket = np.empty((n_rows, k), dtype=np.int64)
-        vals = np.empty((n_rows, k))
+        bucket = np.empty((n_rows, k), dtype=np.int32)
+        signs = np.empty((n_rows, k), dtype=np.int8)
         edges = (np.arange(k + 1) * m) // k
-        scale = 1.0 / np.sqrt(k)
         for j in range(k):
             h = row_hash(self.key, rows, stream=j)
             bucket[:, j] = edges[j] + bucket_of(h, int(edges[j + 1] - edges[j]))
-            vals[:, j] = scale * sign_of(h)
-        local = np.repeat(np.arange(n_rows), k)
-        return group_entries(bucket.ravel(), local, vals.ravel(), m)
+            signs[:, j] = sign_of(h)
+        return bucket, signs
+
+    def _columns(self, row_start, n_rows):
+        if row_start == 0 and n_rows == self.n:
+            bucket, signs = self._buckets, self._signs
+        else:
+            bucket, signs = self._table(row_start, n_rows)
+        local = np.repeat(np.arange(n_rows), self.nnz_per_row)
+        vals = self._scale * signs.ravel().astype(np.float64)
+        return group_entries(bucket.ravel().astype(np.int64), local, vals, self.sketch_size)
+
+    def _apply(self, inp, out):
+        design = inp.design
+        if not design.sparse:
+            return super()._apply(inp, out)
+        A = design.A
+        _kernels.sparse_sign_csr(A.indptr, A.indices, A.data, self._buckets, self._signs,
+                                 self._scale, inp.sqrt_w, out)

@@ -56,7 +56,7 @@ class SparseSign(RowSketch):
     --------
     >>> import numpy as np
     >>> S = SparseSign(16, 100, nnz_per_row=4, seed=0)
-    >>> (S.to_dense() != 0).sum(axis=0).max()
+    >>> int((S.to_dense() != 0).sum(axis=0).max())
     4
     """
 

@@ -185,11 +185,11 @@ def leverage_sampler(A, sketch_size=None, *, row_weights=None, method="sketch", 
     ``jl_dim`` = 32 columns by default (each score within about a factor 2.5 of the
     exact one; sampling only needs constant factors, which the oversampling of
     :meth:`RowSampler.default_size` absorbs), so one call costs about 8 + 32
-    multiply-adds per nonzero of A plus an SVD of a 16 d x d matrix.
+    multiply-adds per nonzero of A plus an SVD of an 8 d x d sketch.
     """
     design = as_design(A)
     rng = check_rng(seed)
     m = RowSampler.default_size(design.n, design.d) if sketch_size is None else sketch_size
     lev = leverage_scores(design, row_weights=row_weights, method=method, seed=rng, ridge=ridge,
-                          jl_dim=jl_dim)
+                          sketch_size=max(8 * design.d, 64), jl_dim=jl_dim)
     return RowSampler(m, design.n, probabilities=lev if lev.sum() > 0 else None, seed=rng)

@@ -17,9 +17,10 @@ from ._validation import check_scalar
 from .exceptions import ValidationError
 from .hessian import gram, sketched_gram
 from .linalg import shifted_cholesky
-from .sketch import make_sketch
+from .sketch import RowSampler, leverage_sampler, make_sketch
 
-__all__ = ["Direction", "STEP_MODELS", "default_sketch_size", "ExactStep", "SketchStep"]
+__all__ = ["Direction", "STEP_MODELS", "default_sketch_size", "ExactStep", "SketchStep",
+           "SampleStep"]
 
 
 def default_sketch_size(n, d):
@@ -100,5 +101,38 @@ class SketchStep(_FactoredStep):
         return Direction(p, shift=shift, sketch_size=self.sketch_size, subspace=True)
 
 
+class SampleStep(_FactoredStep):
+    """Approximate Newton direction from leverage-score row sampling of diag(sqrt(beta_+)) A.
+
+    The papers' algorithm: every step computes approximate (ridge) leverage scores of
+    diag(sqrt(beta_+)) A (a SparseSign sketch, an SVD and a JL projection, see
+    :func:`~fastnewton.sketch.leverage_scores`), samples ``sketch_size`` rows
+    (default :meth:`RowSampler.default_size`) with replacement and uses the Gram of the
+    rescaled rows plus the exact low-rank part. The rows are re-sampled at every step
+    (beta, hence the leverage scores, change with x) from a stream derived from the
+    solve's seed: same seed, same iterates; a resumed solve draws the stream afresh.
+    """
+
+    name = "sample"
+
+    def __init__(self, problem, rng, sketch, sketch_size):
+        n, d = problem.n, problem.d
+        m = RowSampler.default_size(n, d) if sketch_size is None else sketch_size
+        check_scalar(m, "sketch_size", low=1, integer=True)
+        self.problem = problem
+        self.sketch_size = int(m)
+        self.rng = rng
+
+    def direction(self, parts, g, timings):
+        t0 = time.perf_counter()
+        beta_plus, _ = parts.psd_split()
+        S = leverage_sampler(self.problem.design, self.sketch_size, row_weights=beta_plus,
+                             seed=self.rng, ridge=self.problem.lam)
+        H = sketched_gram(self.problem.design, parts, S, ridge=self.problem.lam)
+        timings["sketch"] += time.perf_counter() - t0
+        p, shift = self._solve(H, g, timings)
+        return Direction(p, shift=shift, sketch_size=self.sketch_size)
+
+
 #: Registry of step models by method name (``minimize(method=...)``).
-STEP_MODELS = {"exact": ExactStep, "sketch": SketchStep}
+STEP_MODELS = {"exact": ExactStep, "sketch": SketchStep, "sample": SampleStep}

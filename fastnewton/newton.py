@@ -129,16 +129,21 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     problem : a fastnewton problem (``fn.ExpRegression`` ...)
     x0 : array_like (d,), optional
         Start; zeros by default.
-    method : {"auto", "exact", "sketch"}
+    method : {"auto", "exact", "sketch", "sample"}
         ``exact``: assembled Hessian (quadratic convergence, ~sum of squared row
         nonzeros per step). ``sketch``: Hessian of a CountSketch of
         :math:`\mathrm{diag}(\sqrt{\beta_+}) A`, drawn once from ``seed`` and kept for all
         steps (linear convergence at a rate set by the sketch's distortion, about one
-        pass over A per step). ``auto`` picks by an estimate of the per-step cost.
+        pass over A per step). ``sample``: Hessian of leverage-score row samples of
+        :math:`\mathrm{diag}(\sqrt{\beta_+}) A`, re-sampled every step (the papers'
+        algorithm; see ``fastnewton._steps.SampleStep``). ``auto`` picks by an
+        estimate of the per-step cost.
     sketch : str or sketch object
-        Sketch kind for ``method="sketch"`` (see ``fastnewton.sketch.SKETCHES``).
+        Sketch kind for ``method="sketch"``: "countsketch", "sparse-sign", "srht",
+        "gaussian" (``fastnewton.sketch.SKETCHES``) or a sketch instance.
     sketch_size : int, optional
-        Rows of the sketch; default :func:`default_sketch_size` = ``min(n, max(8 d, 64))``.
+        Rows of the sketch; default :func:`default_sketch_size` = ``min(n, max(8 d, 64))``
+        (``sample``: ``RowSampler.default_size`` = ``max(64, ceil(4 d ln(d + 1)))`` rows).
     tol : float
         Stop when ``‖∇L(x)‖ <= tol * ‖∇L(x0)‖``.
     maxiter : int

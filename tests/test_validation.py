@@ -131,7 +131,7 @@ def test_point_arguments_are_checked(prob):
     ({"x0": np.zeros((D, 2))}, ValueError, r"x0 must be 1-D"),
     ({"x0": np.full(D, np.inf)}, ValueError, r"x0 contains NaN or infinite"),
     ({"x0": np.full(D, 1e3)}, ValueError, r"objective is not finite at x0"),
-    ({"method": "bfgs"}, ValueError, r"method must be one of \('auto', 'exact', 'sketch'\), got 'bfgs'"),
+    ({"method": "bfgs"}, ValueError, r"method must be one of \('auto', 'exact', 'sketch'.*\), got 'bfgs'"),
     ({"method": None}, ValueError, r"method must be one of"),
     ({"tol": -1e-8}, ValueError, r"tol must be >= 0"),
     ({"tol": np.nan}, ValueError, r"tol must be finite"),

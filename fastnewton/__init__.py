@@ -9,7 +9,8 @@ from . import datasets, hessian, linalg, problems, sketch
 from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
                          NumericalWarning, ValidationError)
 from .newton import NewtonResult, minimize
-from .problems import ExpRegression
+from .problems import (ExpRegression, RescaledRegression, ResNetSoftmaxRegression,
+                       SoftmaxRegression)
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,9 @@ __all__ = [
     "minimize",
     "NewtonResult",
     "ExpRegression",
+    "SoftmaxRegression",
+    "RescaledRegression",
+    "ResNetSoftmaxRegression",
     "datasets",
     "hessian",
     "linalg",

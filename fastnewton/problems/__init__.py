@@ -2,8 +2,18 @@
 
 from ._base import Problem, REQUIRED_METHODS
 from .exp import ExpRegression, convexity_bound
+from .rescaled import RescaledRegression
+from .resnet import ResNetSoftmaxRegression
+from .softmax import SOFTMAX_CONVEXITY_W2, SoftmaxRegression
 
-__all__ = ["Problem", "ExpRegression", "convexity_bound", "PROBLEMS", "REQUIRED_METHODS"]
+__all__ = ["Problem", "ExpRegression", "SoftmaxRegression", "RescaledRegression",
+           "ResNetSoftmaxRegression", "convexity_bound", "SOFTMAX_CONVEXITY_W2", "PROBLEMS",
+           "REQUIRED_METHODS"]
 
 #: Registry of the problem families by short name.
-PROBLEMS = {"exp": ExpRegression}
+PROBLEMS = {
+    "exp": ExpRegression,
+    "softmax": SoftmaxRegression,
+    "rescaled": RescaledRegression,
+    "resnet": ResNetSoftmaxRegression,
+}

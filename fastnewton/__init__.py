@@ -9,8 +9,8 @@ from . import datasets, hessian, linalg, problems, sketch
 from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
                          NumericalWarning, ValidationError)
 from .newton import NewtonResult, minimize
-from .problems import (ExpRegression, RescaledRegression, ResNetSoftmaxRegression,
-                       SoftmaxRegression)
+from .problems import (CopyrightRegression, ExpRegression, RescaledRegression,
+                       ResNetSoftmaxRegression, SoftmaxRegression, TwoLayerRegression)
 
 __version__ = "0.1.0"
 
@@ -21,6 +21,8 @@ __all__ = [
     "SoftmaxRegression",
     "RescaledRegression",
     "ResNetSoftmaxRegression",
+    "CopyrightRegression",
+    "TwoLayerRegression",
     "datasets",
     "hessian",
     "linalg",

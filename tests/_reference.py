@@ -113,3 +113,44 @@ def damped_newton(fg, x0, tol=1e-11, maxiter=100, fresh=4):
                 return x
         x, f, g = x + t * p, f_new, g_new
     return x
+
+
+def copyright_loss(A1, b1, A2, b2, gamma, w, lam=0.0):
+    """½‖softmax(A1x) − b1‖² + γ / ½‖softmax(A2x) − b2‖² + ½‖w∘[A1;A2]x‖² + ½ lam‖x‖²."""
+    A1, A2 = _dense(A1), _dense(A2)
+    n1 = A1.shape[0]
+    w = np.broadcast_to(np.asarray(w, dtype=float), (n1 + A2.shape[0],))
+
+    def part(A, b, x):
+        z = A @ x
+        s = _softmax(z)
+        r = s - b
+        return 0.5 * r @ r, s * r - s * (s @ r), z
+
+    def fg(x):
+        l1, g1, z1 = part(A1, b1, x)
+        l2, g2, z2 = part(A2, b2, x)
+        w1, w2 = w[:n1] ** 2, w[n1:] ** 2
+        f = l1 + gamma / l2 + 0.5 * (w1 @ (z1 * z1) + w2 @ (z2 * z2)) + 0.5 * lam * x @ x
+        g = A1.T @ (g1 + w1 * z1) + A2.T @ (-gamma / l2 ** 2 * g2 + w2 * z2) + lam * x
+        return f, g
+    return fg
+
+
+def twolayer_loss(C, H, b, sigma, w=None, lam=0.0):
+    """½‖σ(Hᵀ softmax(C x)) − b‖² + ridge terms, σ = softplus or identity."""
+    C = _dense(C)
+    if sigma == "softplus":
+        sig, dsig = (lambda t: np.log1p(np.exp(t))), (lambda t: 1 / (1 + np.exp(-t)))
+    else:
+        sig, dsig = (lambda t: t), np.ones_like
+
+    def fg(x):
+        z = C @ x
+        s = _softmax(z)
+        t = H.T @ s
+        r = sig(t) - b
+        ds = H @ (r * dsig(t))  # dℓ/ds
+        reg, gz = _ridge(C, w, lam, x, z)
+        return 0.5 * r @ r + reg, C.T @ (s * ds - s * (s @ ds) + gz) + lam * x
+    return fg

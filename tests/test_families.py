@@ -48,7 +48,24 @@ def _resnet(rng, dense):
     return fn.ResNetSoftmaxRegression(A, _prob_vector(rng, 40), lam=0.01), 0.5 * rng.standard_normal(5)
 
 
-FACTORIES = {"exp": _exp, "softmax": _softmax, "rescaled": _rescaled, "resnet": _resnet}
+def _copyright(rng, dense):
+    A1 = _design(rng, 30, 5, dense)
+    A2 = _design(rng, 20, 5, dense)
+    return (fn.CopyrightRegression(A1, _prob_vector(rng, 30), A2, _prob_vector(rng, 20),
+                                   gamma=0.01, w=rng.random(50), lam=0.01),
+            rng.standard_normal(5))
+
+
+def _twolayer(rng, dense):
+    sigma = ["identity", "relu", "softplus", "exp"][rng.integers(4)]
+    A = _design(rng, 40, 5, dense)
+    H = rng.standard_normal((40, 3))
+    return (fn.TwoLayerRegression(A, H, rng.standard_normal(3), sigma=sigma, lam=0.01),
+            rng.standard_normal(5))
+
+
+FACTORIES = {"exp": _exp, "softmax": _softmax, "rescaled": _rescaled, "resnet": _resnet,
+             "copyright": _copyright, "twolayer": _twolayer}
 
 
 def test_every_registered_family_has_a_factory():
@@ -218,3 +235,42 @@ def test_resnet_large_z_does_not_overflow(rng):
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         vals = prob.fun(x), prob.jac(x), prob.hessian(x)
     assert all(np.isfinite(v).all() for v in vals)
+
+
+VARIANTS = [("rescaled", f) for f in ("exp", "cosh", "sinh")] + \
+    [("twolayer", s) for s in ("identity", "relu", "softplus", "exp")]
+
+
+@pytest.mark.parametrize("name,variant", VARIANTS)
+def test_every_variant_matches_finite_differences(name, variant, rng):
+    A = _design(rng, 40, 5, True, 0.4)
+    x = rng.standard_normal(5)
+    if name == "rescaled":
+        prob = fn.RescaledRegression(A, _prob_vector(rng, 40), f=variant, w=0.3)
+    else:
+        prob = fn.TwoLayerRegression(A, rng.standard_normal((40, 3)), rng.standard_normal(3),
+                                     sigma=variant, w=0.3)
+    assert _rel(prob.jac(x), _fd_grad(prob.fun, x)) < 1e-6
+    assert _rel(prob.hessian(x), _fd_hess(prob.jac, x)) < 1e-6
+
+
+def test_twolayer_and_copyright_validate_inputs(rng):
+    A = rng.standard_normal((10, 3))
+    with pytest.raises(ValueError, match="sigma must be one of"):
+        fn.TwoLayerRegression(A, np.ones((10, 2)), np.ones(2), sigma="tanh")
+    with pytest.raises(ValueError, match=r"H must have shape \(10, m\)"):
+        fn.TwoLayerRegression(A, np.ones((9, 2)), np.ones(2))
+    with pytest.raises(ValueError, match="b has 3 entries"):
+        fn.TwoLayerRegression(A, np.ones((10, 2)), np.ones(3))
+    with pytest.raises(ValueError, match="A1 has 3 columns but A2 has 4"):
+        fn.CopyrightRegression(A, np.ones(10), np.ones((5, 4)), np.ones(5), 0.1, 1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        fn.CopyrightRegression(A, np.ones(10), A, np.ones(10), 0.0, 1.0)
+
+
+def test_copyright_pole_is_inf(rng):
+    """ℓ2 = 0 (protected rows fitted exactly) is a pole: the loss is inf there."""
+    A2 = np.ones((20, 2))
+    prob = fn.CopyrightRegression(rng.standard_normal((10, 2)), _prob_vector(rng, 10),
+                                  A2, np.full(20, 1 / 20), gamma=0.1, w=0.5)
+    assert prob.fun(np.zeros(2)) == np.inf

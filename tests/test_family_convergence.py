@@ -42,6 +42,21 @@ def _case(name):
         lam = 1e-7
         return (fn.ResNetSoftmaxRegression(A, b, lam=lam), R.resnet_loss(A, b, lam=lam),
                 np.zeros(D), False)
+    if name == "copyright":  # protected rows: the last quarter
+        n1 = 3 * N // 4
+        b = np.exp(z - z.max()) * np.exp(0.1 * rng.standard_normal(N))
+        b1, b2 = b[:n1] / b[:n1].sum(), b[n1:] / b[n1:].sum()
+        A1, A2 = A[:n1], A[n1:]
+        gamma, w, lam = 1e-4, 0.3, 1e-7
+        return (fn.CopyrightRegression(A1, b1, A2, b2, gamma, w, lam=lam),
+                R.copyright_loss(A1, b1, A2, b2, gamma, w, lam=lam), np.zeros(D), False)
+    if name == "twolayer":
+        H = 20.0 * rng.standard_normal((N, 3))  # t = Hᵀ softmax(z) of order 1
+        s = np.exp(z - z.max())
+        b = np.logaddexp(0.0, H.T @ (s / s.sum())) + 0.01 * rng.standard_normal(3)
+        w, lam = 0.3, 1e-9
+        return (fn.TwoLayerRegression(A, H, b, sigma="softplus", w=w, lam=lam),
+                R.twolayer_loss(A, H, b, "softplus", w=w, lam=lam), np.zeros(D), False)
     raise KeyError(name)
 
 
@@ -51,7 +66,7 @@ def _reference_solution(name):
     return R.damped_newton(fg, x0, tol=1e-10)
 
 
-CASES = ["softmax", "rescaled-exp", "rescaled-cosh", "resnet"]
+CASES = ["softmax", "rescaled-exp", "rescaled-cosh", "resnet", "copyright", "twolayer"]
 
 
 @pytest.mark.parametrize("method", ["exact", "sketch"])

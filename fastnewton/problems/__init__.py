@@ -1,13 +1,16 @@
 """Problem families: each supplies its loss, gradient and Hessian parts in z = A x."""
 
 from ._base import Problem, REQUIRED_METHODS
+from .copyright import CopyrightRegression
 from .exp import ExpRegression, convexity_bound
 from .rescaled import RescaledRegression
 from .resnet import ResNetSoftmaxRegression
 from .softmax import SOFTMAX_CONVEXITY_W2, SoftmaxRegression
+from .twolayer import ACTIVATIONS, TwoLayerRegression
 
 __all__ = ["Problem", "ExpRegression", "SoftmaxRegression", "RescaledRegression",
-           "ResNetSoftmaxRegression", "convexity_bound", "SOFTMAX_CONVEXITY_W2", "PROBLEMS",
+           "ResNetSoftmaxRegression", "CopyrightRegression", "TwoLayerRegression",
+           "ACTIVATIONS", "convexity_bound", "SOFTMAX_CONVEXITY_W2", "PROBLEMS",
            "REQUIRED_METHODS"]
 
 #: Registry of the problem families by short name.
@@ -16,4 +19,6 @@ PROBLEMS = {
     "softmax": SoftmaxRegression,
     "rescaled": RescaledRegression,
     "resnet": ResNetSoftmaxRegression,
+    "copyright": CopyrightRegression,
+    "twolayer": TwoLayerRegression,
 }

@@ -107,7 +107,7 @@ class Problem:
 
     def block_loss_grad_z(self, z_blk, rows, stats):
         """:meth:`block_loss_grad` plus the block's share of the ½‖w∘z‖² term."""
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             val, g = self.block_loss_grad(z_blk, rows, stats)
             if self._w2 is not None:
                 w2 = self._w2[rows]
@@ -117,7 +117,7 @@ class Problem:
 
     def block_parts_z(self, z_blk, rows, stats):
         """:meth:`block_parts` with the w term added to the diagonal."""
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             beta, U, C = self.block_parts(z_blk, rows, stats)
         if self._w2 is not None:
             beta = beta + self._w2[rows]
@@ -146,7 +146,7 @@ class Problem:
     # -- z-space interface (used by the driver) -----------------------------------------
     def loss_z(self, z):
         """Loss without the ridge term, as a function of z = A x; ``inf`` on overflow."""
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             val = float(self._loss(z))
             if self._w2 is not None:
                 val += 0.5 * float(np.dot(self._w2, z * z))
@@ -154,7 +154,7 @@ class Problem:
 
     def loss_grad_z(self, z):
         """``(loss_z(z), gradient in z)``; the gradient includes the ``w`` term."""
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             val, g = self._loss_grad(z)
             val = float(val)
             if self._w2 is not None:
@@ -166,7 +166,7 @@ class Problem:
 
     def parts_z(self, z):
         """Hessian in z of ``loss_z`` as a :class:`~fastnewton.hessian.DiagLowRank`."""
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             beta, U, C = self._parts(z)
         if self._w2 is not None:
             beta = beta + self._w2

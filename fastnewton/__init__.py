@@ -9,7 +9,8 @@ from . import datasets, hessian, linalg, problems, sketch
 from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
                          NumericalWarning, ValidationError)
 from .newton import NewtonResult, minimize
-from .problems import (CopyrightRegression, ExpRegression, RescaledRegression,
+from .problems import (CopyrightRegression, ExpRegression, MultiSoftmaxRegression,
+                       RescaledRegression,
                        ResNetSoftmaxRegression, SoftmaxRegression, TwoLayerRegression)
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "ResNetSoftmaxRegression",
     "CopyrightRegression",
     "TwoLayerRegression",
+    "MultiSoftmaxRegression",
     "datasets",
     "hessian",
     "linalg",

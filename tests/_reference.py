@@ -154,3 +154,25 @@ def twolayer_loss(C, H, b, sigma, w=None, lam=0.0):
         reg, gz = _ridge(C, w, lam, x, z)
         return 0.5 * r @ r + reg, C.T @ (s * ds - s * (s @ ds) + gz) + lam * x
     return fg
+
+
+def multisoftmax_loss(A1, A2, B, rescaled, lam):
+    """½‖rowsoftmax(A1 X A2ᵀ) − B‖² (or the rescaled exp form) + ½ lam‖X‖², x = vec(X)."""
+    A1, A2 = _dense(A1), _dense(A2)
+    d = A1.shape[1]
+
+    def fg(x):
+        X = x.reshape(d, d)
+        Z = A1 @ X @ A2.T
+        if rescaled:
+            E = np.exp(Z)
+            R = E - E.sum(axis=1, keepdims=True) * B
+            dE = R - (B * R).sum(axis=1, keepdims=True)  # dℓ/dE, row by row
+            G = E * dE
+        else:
+            E = np.exp(Z - Z.max(axis=1, keepdims=True))
+            S = E / E.sum(axis=1, keepdims=True)
+            R = S - B
+            G = S * R - S * (S * R).sum(axis=1, keepdims=True)
+        return 0.5 * np.sum(R * R) + 0.5 * lam * x @ x, (A1.T @ G @ A2 + lam * X).ravel()
+    return fg

@@ -3,6 +3,7 @@
 from ._base import Problem, REQUIRED_METHODS
 from .copyright import CopyrightRegression
 from .exp import ExpRegression, convexity_bound
+from .multisoftmax import KroneckerPreconditioner, MultiSoftmaxRegression
 from .rescaled import RescaledRegression
 from .resnet import ResNetSoftmaxRegression
 from .softmax import SOFTMAX_CONVEXITY_W2, SoftmaxRegression
@@ -10,7 +11,7 @@ from .twolayer import ACTIVATIONS, TwoLayerRegression
 
 __all__ = ["Problem", "ExpRegression", "SoftmaxRegression", "RescaledRegression",
            "ResNetSoftmaxRegression", "CopyrightRegression", "TwoLayerRegression",
-           "ACTIVATIONS", "convexity_bound", "SOFTMAX_CONVEXITY_W2", "PROBLEMS",
+           "ACTIVATIONS", "MultiSoftmaxRegression", "KroneckerPreconditioner", "convexity_bound", "SOFTMAX_CONVEXITY_W2", "PROBLEMS",
            "REQUIRED_METHODS"]
 
 #: Registry of the problem families by short name.
@@ -21,4 +22,5 @@ PROBLEMS = {
     "resnet": ResNetSoftmaxRegression,
     "copyright": CopyrightRegression,
     "twolayer": TwoLayerRegression,
+    "multisoftmax": MultiSoftmaxRegression,
 }

@@ -1,0 +1,117 @@
+"""MultiSoftmaxRegression: finite differences, block form, Newton-CG convergence, memory."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastnewton as fn
+from fastnewton.exceptions import ValidationError
+from fastnewton.problems import KroneckerPreconditioner
+
+import _reference as R
+
+
+def _instance(rng, n1, n2, d, rescaled, lam, sparse=False, scale=0.5):
+    A1 = scale * rng.standard_normal((n1, d))
+    A2 = scale * rng.standard_normal((n2, d))
+    X = rng.standard_normal((d, d)) / np.sqrt(d)
+    Z = A1 @ X @ A2.T
+    B = np.exp(Z - Z.max(axis=1, keepdims=True)) * np.exp(0.1 * rng.standard_normal((n1, n2)))
+    B /= B.sum(axis=1, keepdims=True)
+    if sparse:
+        A1, A2 = sp.csr_array(A1 * (rng.random(A1.shape) < 0.6)), sp.csr_array(A2)
+    return fn.MultiSoftmaxRegression(A1, A2, B, rescaled=rescaled, lam=lam)
+
+
+def _rel(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("rescaled", [False, True], ids=["normalized", "rescaled"])
+def test_multisoftmax_matches_finite_differences(rescaled, sparse, rng):
+    prob = _instance(rng, 7, 6, 3, rescaled, 0.01, sparse)
+    x = 0.5 * rng.standard_normal(9)
+    h = 1e-5
+    E = np.eye(9)
+    g_fd = np.array([(prob.fun(x + h * e) - prob.fun(x - h * e)) / (2 * h) for e in E])
+    H_fd = np.array([(prob.jac(x + h * e) - prob.jac(x - h * e)) / (2 * h) for e in E])
+    assert _rel(prob.jac(x), g_fd) < 1e-6
+    H = prob.hessian(x)
+    assert _rel(H, 0.5 * (H_fd + H_fd.T)) < 1e-6
+    A1 = prob.A1.toarray() if sp.issparse(prob.A1) else prob.A1
+    A2 = prob.A2.toarray() if sp.issparse(prob.A2) else prob.A2
+    K = np.kron(A1, A2)  # the design of x = vec(X) row-major (small here)
+    assert _rel(K.T @ prob.hessian_parts(x).to_dense() @ K + 0.01 * np.eye(9), H) < 1e-12
+    p = rng.standard_normal(9)
+    assert _rel(prob.hessp(x, p), H @ p) < 1e-12
+    assert np.array_equal(prob.to_matrix(x), x.reshape(3, 3))
+
+
+@pytest.mark.parametrize("rescaled", [False, True], ids=["normalized", "rescaled"])
+def test_multisoftmax_block_form_by_rows(rescaled, rng):
+    prob = _instance(rng, 9, 5, 3, rescaled, 0.0)
+    Z = prob._apply(rng.standard_normal((3, 3)))
+    full_loss, full_G = prob.block_loss_grad(Z, slice(None), None)
+    full_beta, full_U, full_k = prob.block_parts(Z, slice(None), None)
+    for n_blocks in (1, 2, 3, 7):
+        blocks = np.array_split(rng.permutation(9), n_blocks)
+        stats = prob.combine_stats([prob.partial_stats(Z[r], r) for r in blocks])
+        loss, G = prob.stats_loss(stats), np.empty_like(Z)
+        beta, U, k = np.empty_like(Z), np.empty_like(full_U), np.empty(9)
+        for r in blocks:
+            val, G[r] = prob.block_loss_grad(Z[r], r, stats)
+            loss += val
+            beta[r], U[:, r], k[r] = prob.block_parts(Z[r], r, stats)
+        assert abs(loss - full_loss) <= 1e-12 * full_loss
+        for a, b in ((G, full_G), (beta, full_beta), (U, full_U), (k, full_k)):
+            assert _rel(a, b) < 1e-12
+
+
+def test_multisoftmax_validates_inputs(rng):
+    with pytest.raises(ValidationError, match="A1 has 3 columns but A2 has 4"):
+        fn.MultiSoftmaxRegression(np.ones((5, 3)), np.ones((6, 4)), np.ones((5, 6)))
+    with pytest.raises(ValidationError, match=r"B must have shape \(5, 6\)"):
+        fn.MultiSoftmaxRegression(np.ones((5, 3)), np.ones((6, 3)), np.ones((6, 5)))
+
+
+def test_kronecker_preconditioner_is_the_inverse_for_separable_weights(rng):
+    A1, A2 = rng.standard_normal((8, 3)), rng.standard_normal((6, 3))
+    d1, d2 = rng.random(8) + 0.5, rng.random(6) + 0.5
+    P = KroneckerPreconditioner(A1, A2, np.outer(d1, d2), lam=0.1)
+    K = np.kron(A1, A2)
+    H = K.T @ np.diag(np.outer(d1, d2).ravel()) @ K + 0.1 * np.eye(9)
+    v = rng.standard_normal(9)
+    assert _rel(P.matvec(H @ v), v) < 1e-10
+
+
+@pytest.mark.parametrize("rescaled", [False, True], ids=["normalized", "rescaled"])
+def test_multisoftmax_converges_and_matches_reference(rescaled, rng):
+    n, d, lam = 200, 10, 1e-4
+    prob = _instance(rng, n, n, d, rescaled, lam, scale=0.3)
+    res = prob.solve(tol=1e-8)
+    plain = prob.solve(tol=1e-8, preconditioner=False)
+    print(f"multisoftmax rescaled={rescaled}: nit={res.nit} cg={res.history['cg_iters'].sum()} "
+          f"(unpreconditioned: nit={plain.nit} cg={plain.history['cg_iters'].sum()})")
+    assert res.success and res.grad_norm <= 1e-8 * res.history["grad_norm"][0]
+    assert res.X.shape == (d, d) and np.array_equal(res.X.ravel(), res.x)
+    fg = R.multisoftmax_loss(prob.A1, prob.A2, prob.B, rescaled, lam)
+    x_ref = R.damped_newton(fg, np.zeros(d * d), tol=1e-10)
+    assert _rel(res.x, x_ref) < 1e-6
+    assert abs(res.fun - fg(x_ref)[0]) <= 1e-10 * abs(fg(x_ref)[0])
+
+
+def test_multisoftmax_never_forms_the_kronecker_design(rng):
+    """n = 1000, d = 30: the design A1 ⊗ A2 would be 10^6 x 900 (7.2 GB)."""
+    n, d = 1000, 30
+    prob = _instance(rng, n, n, d, False, 1e-3, scale=0.2)
+    tracemalloc.start()
+    try:
+        res = prob.solve(tol=1e-6, maxiter=30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert res.success
+    assert peak < 150e6, peak  # a few n x n arrays (8 MB each), far from n² d² * 8 bytes

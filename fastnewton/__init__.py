@@ -9,7 +9,7 @@ from . import datasets, hessian, linalg, problems, sketch
 from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
                          NumericalWarning, ValidationError)
 from .newton import NewtonResult, minimize
-from .problems import (CopyrightRegression, ExpRegression, MultiSoftmaxRegression,
+from .problems import (AttentionRegression, CopyrightRegression, ExpRegression, MultiSoftmaxRegression,
                        RescaledRegression,
                        ResNetSoftmaxRegression, SoftmaxRegression, TwoLayerRegression)
 
@@ -25,6 +25,7 @@ __all__ = [
     "CopyrightRegression",
     "TwoLayerRegression",
     "MultiSoftmaxRegression",
+    "AttentionRegression",
     "datasets",
     "hessian",
     "linalg",

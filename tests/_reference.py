@@ -176,3 +176,21 @@ def multisoftmax_loss(A1, A2, B, rescaled, lam):
             G = S * R - S * (S * R).sum(axis=1, keepdims=True)
         return 0.5 * np.sum(R * R) + 0.5 * lam * x @ x, (A1.T @ G @ A2 + lam * X).ravel()
     return fg
+
+
+def attention_loss(A1, A2, A3, B, lam):
+    """½‖rowsoftmax(A1 X A2ᵀ) A3 Y − B‖² + ½ lam(‖X‖² + ‖Y‖²), theta = [vec X, vec Y]."""
+    d, d3, m = A1.shape[1], A3.shape[1], B.shape[1]
+
+    def fg(theta):
+        X, Y = theta[:d * d].reshape(d, d), theta[d * d:].reshape(d3, m)
+        Z = A1 @ X @ A2.T
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+        S = E / E.sum(axis=1, keepdims=True)
+        R = S @ A3 @ Y - B
+        dS = R @ (A3 @ Y).T  # dℓ/dS
+        G = S * dS - S * (S * dS).sum(axis=1, keepdims=True)
+        f = 0.5 * np.sum(R * R) + 0.5 * lam * theta @ theta
+        return f, np.concatenate([(A1.T @ G @ A2 + lam * X).ravel(),
+                                  ((S @ A3).T @ R + lam * Y).ravel()])
+    return fg

@@ -69,7 +69,7 @@ FACTORIES = {"exp": _exp, "softmax": _softmax, "rescaled": _rescaled, "resnet": 
 
 
 #: families over a matrix X (no single design A): contract tests in test_family_kronecker.py
-KRONECKER_FAMILIES = {"multisoftmax"}
+KRONECKER_FAMILIES = {"multisoftmax", "attention"}
 
 
 def test_every_registered_family_has_a_factory():

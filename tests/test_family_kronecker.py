@@ -115,3 +115,55 @@ def test_multisoftmax_never_forms_the_kronecker_design(rng):
         tracemalloc.stop()
     assert res.success
     assert peak < 150e6, peak  # a few n x n arrays (8 MB each), far from n² d² * 8 bytes
+
+
+def _attention(rng, n1=7, n2=6, d=3, d3=2, m=2, lam=0.01):
+    return fn.AttentionRegression(rng.standard_normal((n1, d)), rng.standard_normal((n2, d)),
+                                  rng.standard_normal((n2, d3)), rng.standard_normal((n1, m)),
+                                  lam=lam)
+
+
+def test_attention_matches_finite_differences(rng):
+    prob = _attention(rng)
+    x = 0.5 * rng.standard_normal(prob.size)
+    h = 1e-5
+    E = np.eye(prob.size)
+    g_fd = np.array([(prob.fun(x + h * e) - prob.fun(x - h * e)) / (2 * h) for e in E])
+    H_fd = np.array([(prob.jac(x + h * e) - prob.jac(x - h * e)) / (2 * h) for e in E])
+    assert _rel(prob.jac(x), g_fd) < 1e-6
+    H = np.column_stack([prob.hessp(x, e) for e in E])  # joint, cross terms included
+    assert _rel(H, 0.5 * (H_fd + H_fd.T)) < 1e-6
+    assert np.abs(H - H.T).max() < 1e-12 * np.abs(H).max()
+    # the X block through the parts in Z
+    parts = prob.hessian_parts(x)
+    HX = np.column_stack([(prob.A1.T @ parts.matvec(prob.A1 @ e.reshape(3, 3) @ prob.A2.T)
+                           @ prob.A2).ravel() + 0.01 * e for e in np.eye(9)])
+    assert _rel(HX, H[:9, :9]) < 1e-12
+    # the diagonal used by the preconditioner is the diagonal of the row blocks
+    T = np.zeros((7, 6))
+    T[2, 4] = 1.0
+    assert parts.matvec(T)[2, 4] == pytest.approx(parts.diagonal()[2, 4], rel=1e-12)
+
+
+def test_attention_y_step_is_exact_and_solve_converges(rng):
+    prob = _attention(rng, n1=30, n2=20, d=3, d3=3, m=2)
+    X = 0.3 * rng.standard_normal((3, 3))
+    Y = prob.y_step(X)
+    theta = np.concatenate([X.ravel(), Y.ravel()])
+    assert np.linalg.norm(prob.jac(theta)[9:]) < 1e-10 * np.linalg.norm(prob.jac(theta)[:9])
+    res = prob.solve(tol=1e-8, maxiter=300)
+    print(f"attention: nit={res.nit} cg={res.history['cg_iters'].sum()}")
+    assert res.success and res.grad_norm <= 1e-8 * res.history["grad_norm"][0]
+    assert res.fun < prob.fun(np.zeros(prob.size))
+    assert res.X.shape == (3, 3) and res.Y.shape == (3, 2)
+    # a stationary point of the independent reference gradient too
+    fg = R.attention_loss(prob.A1, prob.A2, prob.A3, prob.B, prob.lam)
+    assert np.linalg.norm(fg(res.x)[1]) <= 1e-8 * res.history["grad_norm"][0]
+    assert fg(res.x)[0] == pytest.approx(res.fun, rel=1e-12)
+
+
+def test_attention_validates_inputs():
+    with pytest.raises(ValidationError, match="A3 has 5 rows but A2 has 6"):
+        fn.AttentionRegression(np.ones((4, 2)), np.ones((6, 2)), np.ones((5, 2)), np.ones((4, 1)))
+    with pytest.raises(ValidationError, match=r"B must have shape \(4, m\)"):
+        fn.AttentionRegression(np.ones((4, 2)), np.ones((6, 2)), np.ones((6, 2)), np.ones((3, 1)))

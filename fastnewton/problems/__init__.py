@@ -1,6 +1,7 @@
 """Problem families: each supplies its loss, gradient and Hessian parts in z = A x."""
 
 from ._base import Problem, REQUIRED_METHODS
+from .attention import AttentionRegression
 from .copyright import CopyrightRegression
 from .exp import ExpRegression, convexity_bound
 from .multisoftmax import KroneckerPreconditioner, MultiSoftmaxRegression
@@ -11,7 +12,8 @@ from .twolayer import ACTIVATIONS, TwoLayerRegression
 
 __all__ = ["Problem", "ExpRegression", "SoftmaxRegression", "RescaledRegression",
            "ResNetSoftmaxRegression", "CopyrightRegression", "TwoLayerRegression",
-           "ACTIVATIONS", "MultiSoftmaxRegression", "KroneckerPreconditioner", "convexity_bound", "SOFTMAX_CONVEXITY_W2", "PROBLEMS",
+           "ACTIVATIONS", "MultiSoftmaxRegression", "KroneckerPreconditioner",
+           "AttentionRegression", "convexity_bound", "SOFTMAX_CONVEXITY_W2", "PROBLEMS",
            "REQUIRED_METHODS"]
 
 #: Registry of the problem families by short name.
@@ -23,4 +25,5 @@ PROBLEMS = {
     "copyright": CopyrightRegression,
     "twolayer": TwoLayerRegression,
     "multisoftmax": MultiSoftmaxRegression,
+    "attention": AttentionRegression,
 }

@@ -19,7 +19,7 @@ from scipy.sparse.linalg import LinearOperator, cg
 from .._validation import check_matrix, check_scalar, check_x
 from ..exceptions import ConvergenceWarning, ValidationError
 
-__all__ = ["MultiSoftmaxRegression", "KroneckerParts", "KroneckerPreconditioner"]
+__all__ = ["MultiSoftmaxRegression", "KroneckerParts", "KroneckerPreconditioner", "backtrack"]
 
 
 class KroneckerParts:
@@ -81,6 +81,24 @@ class KroneckerPreconditioner(LinearOperator):
 
     def _adjoint(self):
         return self
+
+
+def backtrack(fun, jac, x, f, gnorm, p, gp, c1=1e-4):
+    """Armijo backtracking along p from step 1; returns the step (0.0 on failure).
+
+    Overflowing trials shrink the step tenfold; where the decrease is below the
+    objective's rounding level a trial is accepted if it lowers the gradient norm.
+    """
+    t = 1.0
+    while t >= 1e-14:
+        f_new = fun(x + t * p)
+        if f_new <= f + c1 * t * gp:
+            return t
+        if np.isfinite(f_new) and abs(f_new - f) <= 10 * np.finfo(float).eps * abs(f):
+            if np.linalg.norm(jac(x + t * p)) < gnorm:
+                return t
+        t *= 0.5 if np.isfinite(f_new) else 0.1
+    return 0.0
 
 
 def _weighted_gram(A, w):
@@ -320,19 +338,7 @@ class MultiSoftmaxRegression:
             if not (np.isfinite(gp) and gp < 0):
                 p = -(M.matvec(g) if M is not None else g)
                 gp = float(g @ p)
-            t = 1.0
-            while True:
-                f_new = self.fun(x + t * p)
-                if f_new <= f + 1e-4 * t * gp:
-                    break
-                if np.isfinite(f_new) and abs(f_new - f) <= 10 * np.finfo(float).eps * abs(f):
-                    g_try = self.jac(x + t * p)
-                    if np.linalg.norm(g_try) < gnorm:
-                        break
-                t *= 0.5 if np.isfinite(f_new) else 0.1
-                if t < 1e-14:
-                    t = 0.0
-                    break
+            t = backtrack(self.fun, self.jac, x, f, gnorm, p, gp)
             if t == 0.0:
                 message = "line search could not decrease the objective"
                 break

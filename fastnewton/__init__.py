@@ -9,7 +9,7 @@ from . import datasets, hessian, linalg, problems, sketch
 from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
                          NumericalWarning, ValidationError)
 from .newton import NewtonResult, minimize
-from .problems import (AttentionRegression, CopyrightRegression, ExpRegression, MultiSoftmaxRegression,
+from .problems import (AttentionKernelRegression, AttentionRegression, CopyrightRegression, ExpRegression, MultiSoftmaxRegression,
                        RescaledRegression,
                        ResNetSoftmaxRegression, SoftmaxRegression, TwoLayerRegression)
 
@@ -26,6 +26,7 @@ __all__ = [
     "TwoLayerRegression",
     "MultiSoftmaxRegression",
     "AttentionRegression",
+    "AttentionKernelRegression",
     "datasets",
     "hessian",
     "linalg",

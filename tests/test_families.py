@@ -68,8 +68,9 @@ FACTORIES = {"exp": _exp, "softmax": _softmax, "rescaled": _rescaled, "resnet": 
              "copyright": _copyright, "twolayer": _twolayer}
 
 
-#: families over a matrix X (no single design A): contract tests in test_family_kronecker.py
-KRONECKER_FAMILIES = {"multisoftmax", "attention"}
+#: families without the single-design template (matrix unknowns, kernel solves):
+#: their contract tests are in test_family_kronecker.py
+KRONECKER_FAMILIES = {"multisoftmax", "attention", "attention_kernel"}
 
 
 def test_every_registered_family_has_a_factory():

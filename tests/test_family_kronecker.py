@@ -167,3 +167,53 @@ def test_attention_validates_inputs():
         fn.AttentionRegression(np.ones((4, 2)), np.ones((6, 2)), np.ones((5, 2)), np.ones((4, 1)))
     with pytest.raises(ValidationError, match=r"B must have shape \(4, m\)"):
         fn.AttentionRegression(np.ones((4, 2)), np.ones((6, 2)), np.ones((6, 2)), np.ones((3, 1)))
+
+
+def _well_conditioned(rng, n, d, sparse):
+    Q, _ = np.linalg.qr(rng.standard_normal((n, d)))
+    A = Q * np.linspace(1.0, 3.0, d) @ np.linalg.qr(rng.standard_normal((d, d)))[0]
+    return sp.csr_array(A) if sparse else A
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("power", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["gram", "agram"])
+def test_attention_kernel_matches_direct_solve(kind, power, sparse, rng):
+    n, d = 300, 12
+    A = _well_conditioned(rng, n, d, sparse)
+    Ad = A.toarray() if sparse else A
+    b = rng.standard_normal(d if kind == "gram" else n)
+    prob = fn.AttentionKernelRegression(A, b, power=power, kind=kind)
+    K = np.linalg.matrix_power(Ad.T @ Ad, power)
+    if kind == "agram":
+        K = Ad @ K
+    x_ref = np.linalg.lstsq(K, b, rcond=None)[0]
+    res = prob.solve()
+    assert _rel(res.x, x_ref) < 1e-10
+    assert res.residual < 1e-12
+    # fun / jac / hessp against the dense operator and finite differences
+    x = rng.standard_normal(d)
+    assert prob.fun(x) == pytest.approx(0.5 * np.sum((K @ x - b) ** 2), rel=1e-12)
+    assert _rel(prob.jac(x), K.T @ (K @ x - b)) < 1e-12
+    p = rng.standard_normal(d)
+    assert _rel(prob.hessp(x, p), K.T @ (K @ p)) < 1e-12
+    h = 1e-6
+    g_fd = np.array([(prob.fun(x + h * e) - prob.fun(x - h * e)) / (2 * h) for e in np.eye(d)])
+    assert _rel(prob.jac(x), g_fd) < 1e-6
+
+
+def test_attention_kernel_warns_when_ill_conditioned(rng):
+    A = rng.standard_normal((100, 5)) * np.logspace(0, -4, 5)
+    prob = fn.AttentionKernelRegression(A, np.ones(5), power=2)
+    with pytest.warns(fn.NumericalWarning, match=r"kappa\(A\)\^\(2j\)"):
+        res = prob.solve()
+    assert res.kappa > 1e3 and np.isfinite(res.residual)
+
+
+def test_attention_kernel_validates(rng):
+    with pytest.raises(ValueError, match="kind must be one of"):
+        fn.AttentionKernelRegression(np.eye(3), np.ones(3), kind="exp")
+    with pytest.raises(ValueError, match="power"):
+        fn.AttentionKernelRegression(np.eye(3), np.ones(3), power=0)
+    with pytest.raises(ValidationError, match="full column rank"):
+        fn.AttentionKernelRegression(np.ones((4, 2)), np.ones(2)).solve()

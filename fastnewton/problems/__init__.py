@@ -2,6 +2,7 @@
 
 from ._base import Problem, REQUIRED_METHODS
 from .attention import AttentionRegression
+from .attention_kernel import AttentionKernelRegression
 from .copyright import CopyrightRegression
 from .exp import ExpRegression, convexity_bound
 from .multisoftmax import KroneckerPreconditioner, MultiSoftmaxRegression
@@ -13,7 +14,7 @@ from .twolayer import ACTIVATIONS, TwoLayerRegression
 __all__ = ["Problem", "ExpRegression", "SoftmaxRegression", "RescaledRegression",
            "ResNetSoftmaxRegression", "CopyrightRegression", "TwoLayerRegression",
            "ACTIVATIONS", "MultiSoftmaxRegression", "KroneckerPreconditioner",
-           "AttentionRegression", "convexity_bound", "SOFTMAX_CONVEXITY_W2", "PROBLEMS",
+           "AttentionRegression", "AttentionKernelRegression", "convexity_bound", "SOFTMAX_CONVEXITY_W2", "PROBLEMS",
            "REQUIRED_METHODS"]
 
 #: Registry of the problem families by short name.
@@ -26,4 +27,5 @@ PROBLEMS = {
     "twolayer": TwoLayerRegression,
     "multisoftmax": MultiSoftmaxRegression,
     "attention": AttentionRegression,
+    "attention_kernel": AttentionKernelRegression,
 }

@@ -279,3 +279,5 @@ def test_copyright_pole_is_inf(rng):
     prob = fn.CopyrightRegression(rng.standard_normal((10, 2)), _prob_vector(rng, 10),
                                   A2, np.full(20, 1 / 20), gamma=0.1, w=0.5)
     assert prob.fun(np.zeros(2)) == np.inf
+    with pytest.raises(ValidationError, match="pole of gamma / l2"):
+        fn.minimize(prob)

@@ -52,7 +52,8 @@ class CopyrightRegression(Problem):
     >>> import numpy as np, fastnewton as fn
     >>> rng = np.random.default_rng(0)
     >>> A1, A2 = rng.standard_normal((200, 4)), rng.standard_normal((50, 4))
-    >>> b1, b2 = np.full(200, 1 / 200), np.full(50, 1 / 50)
+    >>> b1, b2 = np.exp(A1 @ np.ones(4) / 2), np.exp(A2 @ np.ones(4) / 2)
+    >>> b1, b2 = b1 / b1.sum(), b2 / b2.sum()
     >>> prob = fn.CopyrightRegression(A1, b1, A2, b2, gamma=1e-4, w=0.6)
     >>> bool(fn.minimize(prob).success)
     True
@@ -88,7 +89,18 @@ class CopyrightRegression(Problem):
         P = np.asarray(partials, dtype=np.float64)
         s1 = SoftmaxStats(combine_shifted(P[:, :5], SOFTMAX_POWERS))
         s2 = SoftmaxStats(combine_shifted(P[:, 5:], SOFTMAX_POWERS))
-        return s1, s2, s2.loss()
+        l2 = s2.loss()
+        if l2 <= 8.0 * np.finfo(float).eps * (s2.ss + s2.bb):
+            l2 = 0.0  # below the rounding level of ½(<s,s> − 2<b,s> + <b,b>): the pole
+        return s1, s2, l2
+
+    def check_point(self, z):
+        """Raise if ℓ2 = 0 (a pole of γ/ℓ2) at z."""
+        if not self.stats(z)[2] > 0:
+            raise ValidationError(
+                "CopyrightRegression: the protected rows are fitted exactly at the start "
+                "(l2 = ½‖softmax(A2 x) − b2‖² = 0), a pole of gamma / l2; start elsewhere "
+                "(x0 = 0 gives the uniform softmax, a pole when b2 is uniform).")
 
     def stats_loss(self, stats):
         l2 = stats[2]

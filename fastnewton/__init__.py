@@ -13,7 +13,9 @@ from . import datasets, hessian, linalg, problems, sketch
 from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
                          NumericalWarning, ValidationError)
 from .newton import NewtonResult, minimize
-from .problems import ExpRegression
+from .problems import (AttentionKernelRegression, AttentionRegression, CopyrightRegression, ExpRegression, MultiSoftmaxRegression,
+                       RescaledRegression,
+                       ResNetSoftmaxRegression, SoftmaxRegression, TwoLayerRegression)
 
 __version__ = "0.1.0"
 
@@ -21,6 +23,14 @@ __all__ = [
     "minimize",
     "NewtonResult",
     "ExpRegression",
+    "SoftmaxRegression",
+    "RescaledRegression",
+    "ResNetSoftmaxRegression",
+    "CopyrightRegression",
+    "TwoLayerRegression",
+    "MultiSoftmaxRegression",
+    "AttentionRegression",
+    "AttentionKernelRegression",
     "datasets",
     "hessian",
     "linalg",

@@ -138,7 +138,7 @@ def test_fastnewton(benchmark, e2e, step_method, bench_size, record):
     prob = inst.problem
     record(benchmark, inst.case, "e2e", f"fastnewton_{step_method}", solver="fastnewton",
            method=step_method, tol=TOL)
-    rounds = 1 if bench_size == "full" else 3
+    rounds = 3 if bench_size == "default" else 1
     res = benchmark.pedantic(lambda: fn.minimize(prob, method=step_method, tol=TOL, maxiter=500,
                                                  seed=0), rounds=rounds, iterations=1)
     hist = res.history

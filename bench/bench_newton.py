@@ -1,6 +1,6 @@
 """One Newton step per method (every registered step model) on the grid.
 
-A step is the body of ``fn.minimize``'s loop at x = 0: gradient (A x, loss, A^T g),
+A step is the body of ``fn.minimize``'s loop at x = 0 (z = A x carried): gradient (loss, A^T g),
 Hessian parts, the method's direction and one line-search trial (A p, loss). The
 step model (a fixed sketch and its layout of A) is built once, as in a solve. The mean
 seconds per phase go to ``extra_info["phases"]`` (the d^3 factorization share).

@@ -68,12 +68,17 @@ class Record:
         return int(self.extra.get("threads", 0))
 
 
-def load_records(paths):
+def load_records(paths, stat="median"):
     """Read pytest-benchmark JSON files (a path or a list) into :class:`Record` objects.
+
+    ``stat`` picks the statistic stored as ``Record.median``: ``"median"`` (default) or
+    ``"min"`` (less sensitive to other load on a shared machine).
 
     Benchmarks without ``extra_info["suite"]`` (not from the fastnewton suite) are kept
     with suite ``"other"`` and their test name as op.
     """
+    if stat not in ("median", "min"):
+        raise ValueError(f"stat must be 'median' or 'min', got {stat!r}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     records, machine = [], None
@@ -89,7 +94,7 @@ def load_records(paths):
             extra = dict(b.get("extra_info") or {})
             records.append(Record(name=b.get("name", "?"), op=str(extra.get("op", b.get("name"))),
                                   suite=str(extra.get("suite", "other")),
-                                  median=float(b["stats"]["median"]), extra=extra))
+                                  median=float(b["stats"][stat]), extra=extra))
     return records, machine
 
 
@@ -430,11 +435,13 @@ def _machine_text(machine):
     return "Machine: " + ", ".join(bits) + "."
 
 
-def build_report(records, machine=None, plots=None):
+def build_report(records, machine=None, plots=None, stat="median"):
     """The Markdown text of the report (``plots``: PNG names, None if matplotlib is missing)."""
     fits = scaling_fits(records)
+    what = "Medians" if stat == "median" else "Minima over rounds"
     out = ["# fastnewton performance report", "", _machine_text(machine), "",
-           "Medians of pytest-benchmark runs; ratios are taken within the same run.", ""]
+           f"{what} of pytest-benchmark runs (column `median` below); ratios are taken "
+           "within the same run.", ""]
     out += ["## Per matrix size", "",
             "`× A@x`: multiple of one scipy `A @ x` on the same matrix; `× (A@x + chol)`: of one "
             "`A @ x` plus one d x d Cholesky; `× memcopy`: of a numpy copy of A's bytes.", "",
@@ -459,12 +466,12 @@ def build_report(records, machine=None, plots=None):
     return "\n".join(out) + "\n"
 
 
-def write_report(paths, outdir, plots=True):
+def write_report(paths, outdir, plots=True, stat="median"):
     """Read JSON file(s), write ``outdir/report.md`` (+ PNGs); returns the report's path."""
-    records, machine = load_records(paths)
+    records, machine = load_records(paths, stat)
     os.makedirs(outdir, exist_ok=True)
     files = make_plots(records, scaling_fits(records), outdir) if plots else None
-    text = build_report(records, machine, files)
+    text = build_report(records, machine, files, stat)
     path = os.path.join(outdir, "report.md")
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -481,9 +488,12 @@ def main(argv=None):
     parser.add_argument("json", nargs="+", help="pytest-benchmark JSON file(s)")
     parser.add_argument("-o", "--output", default="report", help="output folder (default report/)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument("--stat", choices=("median", "min"), default="median",
+                        help="statistic of each benchmark's rounds (default median; min is "
+                             "less sensitive to other load on a shared machine)")
     args = parser.parse_args(argv)
     try:
-        path = write_report(args.json, args.output, plots=not args.no_plots)
+        path = write_report(args.json, args.output, plots=not args.no_plots, stat=args.stat)
     except (OSError, ValueError) as exc:
         print(f"fastnewton.report: error: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,8 @@ from fastnewton import report
 
 
 def _bench(name, median, **extra):
-    return {"name": name, "group": None, "stats": {"median": median, "mean": median},
+    return {"name": name, "group": None,
+            "stats": {"median": median, "mean": median, "min": 0.5 * median},
             "extra_info": extra}
 
 
@@ -196,3 +197,14 @@ def test_report_without_matplotlib_has_tables_and_a_note(tmp_path, monkeypatch):
     assert "matplotlib is not installed" in text
     assert "| newton_sketch | time ∝ nnz^a | d=300 | 1.000" in text
     assert not list(out.glob("*.png"))
+
+
+def test_min_statistic(tmp_path):
+    path = _write(tmp_path, _synthetic())
+    med, _ = report.load_records(path)
+    low, _ = report.load_records(path, stat="min")
+    assert [r.median for r in low] == [0.5 * r.median for r in med]
+    with pytest.raises(ValueError, match="stat must be"):
+        report.load_records(path, stat="mean")
+    assert report.main([str(path), "-o", str(tmp_path / "o"), "--no-plots", "--stat", "min"]) == 0
+    assert "Minima over rounds" in (tmp_path / "o" / "report.md").read_text()

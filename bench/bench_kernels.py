@@ -7,8 +7,7 @@ multiple of one scipy ``A @ x``.
 import numpy as np
 import pytest
 
-import fastnewton as fn
-from fastnewton.hessian import DiagLowRank, gram, sketched_gram
+from fastnewton.hessian import gram, sketched_gram
 from fastnewton.sketch import CountSketch
 from fastnewton._steps import default_sketch_size
 

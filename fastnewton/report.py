@@ -366,6 +366,11 @@ def make_plots(records, fits, outdir):
         return None
     files = []
 
+    def axes():
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        ax.set_prop_cycle(color=plt.cm.tab20(np.linspace(0, 1, 20)))
+        return fig, ax
+
     def save(fig, name):
         fig.tight_layout()
         fig.savefig(os.path.join(outdir, name), dpi=110)
@@ -375,7 +380,7 @@ def make_plots(records, fits, outdir):
     for kind, xlabel in (("nnz", "nnz(A)"), ("d", "d")):
         keys = sorted({key for (k, _, key) in fits if k == kind}, key=str)
         for key in keys:
-            fig, ax = plt.subplots(figsize=(6.4, 4.4))
+            fig, ax = axes()
             for (k, op, kk), f in sorted(fits.items(), key=lambda kv: kv[0][1]):
                 if k != kind or kk != key:
                     continue
@@ -393,7 +398,7 @@ def make_plots(records, fits, outdir):
 
     for i, (size, (fast, peers)) in enumerate(sorted(e2e_summary(records).items(),
                                                      key=lambda kv: str(kv[0]))):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, ax = axes()
         for r in fast + peers:
             t, g = r.extra.get("curve_t"), r.extra.get("curve_g")
             if t and g:

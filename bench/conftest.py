@@ -365,7 +365,7 @@ def record():
 
 @pytest.fixture(scope="session")
 def measure(bench_size):
-    """``measure(benchmark, fn)``: warm up, then time with adaptive rounds (see :func:`_measure`)."""
+    """``measure(benchmark, fn)``: warm up, then time with adaptive rounds (:func:`_measure`)."""
     def run(benchmark, fn, **kwargs):
         return _measure(benchmark, fn, size=bench_size, **kwargs)
     return run

@@ -316,7 +316,7 @@ def e2e_tables(records):
             rows.append([r.op, ("≥ " if not _done(r) else "") + _fmt_time(r.median), status,
                          f"{e.get('rel_grad', float('nan')):.1e}", its,
                          _fmt_ratio(*ratio) if ratio else ("best" if r is best else "")])
-        cond = fast[0].extra.get("cond") if fast else (peers[0].extra.get("cond") if peers else None)
+        cond = (fast or peers)[0].extra.get("cond")
         title = _size_label(size) if size else "problem"
         head = f"#### {title}" + (f", cond(A) ≈ {cond:g}" if cond else "")
         body = _table(["solver", "time to tol", "status", "rel. gradient", "iterations / evals",

@@ -16,8 +16,7 @@ __all__ = ["gram", "sketched_gram", "weighted_gram"]
 def _check_parts(design, parts):
     if not isinstance(parts, DiagLowRank):
         raise TypeError(f"parts must be a DiagLowRank, got {type(parts).__name__}")
-    if parts.n != design.n:
-        raise ValidationError(f"parts has n = {parts.n} but A has {design.n} rows")
+    parts.check_rows(design.n, "A")
 
 
 def weighted_gram(A, beta):

@@ -69,6 +69,8 @@ def _add_low_rank_and_ridge(G, design, parts, ridge):
     if parts.U is not None:
         AU = design.rmatmat(parts.U)
         G += AU @ parts.C @ AU.T
+    if parts.U is not None or not design.sparse:
+        _kernels.mirror_upper(G)  # BLAS products are symmetric only up to rounding
     if ridge:
         G[np.diag_indices_from(G)] += ridge
     return G

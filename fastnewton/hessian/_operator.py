@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
@@ -100,6 +102,12 @@ class HessianOperator(LinearOperator):
         if self.ridge:
             out += self.ridge * P
         return out
+
+    def with_ridge(self, ridge):
+        """The same operator with another ridge (shares A, the parts and A^T U)."""
+        new = copy.copy(self)
+        new.ridge = float(check_scalar(ridge, "ridge"))
+        return new
 
     def _adjoint(self):
         return self

@@ -77,7 +77,7 @@ def _resolve_sketch(kind):
         return kind
     key = kind.lower()
     if key == PREFERRED_SKETCH and key not in SKETCHES:
-        return FALLBACK_SKETCH
+        return FALLBACK_SKETCH  # until a sparse-sign sketch is registered
     return key
 
 
@@ -189,6 +189,11 @@ def lstsq(A, b, *, sketch=PREFERRED_SKETCH, sketch_size=None, rtol=1e-14, maxite
             raise ValidationError(f"sketch_size must be >= d = {d}, got {m}")
     else:
         m = int(sketch.shape[0])
+    if isinstance(sketch, str):
+        from ..sketch import SKETCHES
+
+        if _resolve_sketch(sketch) not in SKETCHES:
+            raise ValueError(f"unknown sketch {sketch!r}; choose one of {sorted(SKETCHES)}")
     if m >= n and isinstance(sketch, str):
         kind = "exact-qr"
         SA = design.A.toarray() if design.sparse else np.array(design.A, dtype=np.float64)

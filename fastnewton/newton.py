@@ -180,7 +180,7 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         :math:`x^+ = x - (\tilde H + \mu I)^{-1} g` with :math:`\mu = \|g\|/\gamma`; the
         trial is accepted when :math:`f(x) - f(x^+) \ge \|\nabla f(x^+)\|^2 / (8\mu)`
         (then :math:`\gamma` doubles), otherwise :math:`\gamma` halves and the step is
-        recomputed (at most ``max_backtracks`` trials). :math:`\gamma_0 = \|g_0\|^2 /
+        recomputed (at most ``max_backtracks`` trials). :math:`\gamma_0 = \|g_0\|^3 /
         g_0^T H g_0` (so that :math:`\mu_0` is the curvature along the gradient). As
         :math:`\mu \to 0` with :math:`\|g\|` the local rate of the step model is kept.
         ``history["shift"]`` holds :math:`\mu` (plus any factorization shift) and
@@ -217,7 +217,7 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     if gradreg and not getattr(STEP_MODELS[method], "accepts_shift", False):
         raise ValueError(f"globalization='gradreg' needs a step model that accepts a diagonal "
                          f"shift; method {method!r} does not")
-    design, lam = problem.design, problem.lam
+    design = problem.design
     d = design.d
     x = np.zeros(d) if x0 is None else check_x(x0, d, "x0").copy()
     rng = check_rng(seed)
@@ -461,7 +461,7 @@ def _armijo_step(problem, stepper, parts, x, z, f, g, gnorm, prev_step, dtol, c1
 
 
 def _initial_gamma(problem, z, g, gnorm):
-    """gamma_0 = ‖g‖² / gᵀHg, so that mu_0 = ‖g‖/gamma_0 is the curvature along g."""
+    """gamma_0 = ‖g‖³ / gᵀHg, so that mu_0 = ‖g‖/gamma_0 is the curvature along g."""
     if gnorm == 0.0:
         return 1.0
     Ag = problem.design.matvec(g)

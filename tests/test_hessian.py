@@ -221,6 +221,22 @@ def test_shape_mismatch_between_A_and_parts(rng):
         HessianOperator(A, DiagLowRank(np.ones(50)), ridge=np.nan)
 
 
+def test_operators_applied_to_wrong_size(rng):
+    A = _random_csr(rng, 50, 4)
+    parts = DiagLowRank(np.ones(50))
+    M = SketchPreconditioner(A, parts, "countsketch", seed=0)
+    H = HessianOperator(A, parts)
+    with pytest.raises(ValidationError, match=r"the preconditioner is 4 x 4 but was applied "
+                                              r"to an operand of shape \(5,\)"):
+        M @ np.ones(5)
+    with pytest.raises(ValidationError, match=r"the preconditioner is 4 x 4 .* \(3, 2\)"):
+        M @ np.ones((3, 2))
+    with pytest.raises(ValidationError, match=r"the Hessian operator is 4 x 4 .* \(50,\)"):
+        H.matvec(np.ones(50))
+    with pytest.raises(ValidationError, match=r"the Hessian operator is 4 x 4 .* \(6, 1\)"):
+        H @ np.ones((6, 1))
+
+
 def test_preconditioner_sketch_of_wrong_size(rng):
     A = _random_csr(rng, 50, 4)
     with pytest.raises(ValueError, match="sketch has 60 columns but A has 50 rows"):

@@ -8,17 +8,47 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from .._validation import check_scalar
+from ..exceptions import ValidationError
 from ..linalg._design import as_design, n_row_blocks
 from . import _kernels
 from ._gram import _check_parts
 
-__all__ = ["HessianOperator"]
+__all__ = ["HessianOperator", "SymmetricOperator", "check_operand"]
 
 #: Columns per pass of the sparse ``_matmat`` kernel (bounds its (blocks, d, k) buffer).
 MATMAT_CHUNK = 16
 
 
-class HessianOperator(LinearOperator):
+def check_operand(op, x, what):
+    """Raise a ValidationError unless x is a vector or matrix with op.shape[1] rows."""
+    d = op.shape[1]
+    shape = np.shape(x)
+    if len(shape) not in (1, 2) or shape[0] != d:
+        raise ValidationError(f"{what} is {op.shape[0]} x {d} but was applied to an operand "
+                              f"of shape {shape}; expected ({d},) or ({d}, k)")
+
+
+class SymmetricOperator(LinearOperator):
+    """A symmetric float64 ``LinearOperator`` whose size errors name the operator."""
+
+    _what = "the operator"
+
+    def matvec(self, x):
+        check_operand(self, x, self._what)
+        return super().matvec(x)
+
+    def matmat(self, X):
+        check_operand(self, X, self._what)
+        return super().matmat(X)
+
+    def rmatvec(self, x):
+        return self.matvec(x)
+
+    def _adjoint(self):
+        return self
+
+
+class HessianOperator(SymmetricOperator):
     r"""Matrix-free Hessian :math:`H = A^T (\mathrm{diag}(\beta) + U C U^T) A + \text{ridge}\, I`.
 
     A symmetric scipy ``LinearOperator`` (``dtype`` float64, shape (d, d)) for CG,
@@ -58,6 +88,8 @@ class HessianOperator(LinearOperator):
         self.ridge = float(check_scalar(ridge, "ridge"))
         self._AU = None if parts.U is None else design.rmatmat(parts.U)
         super().__init__(dtype=np.dtype(np.float64), shape=(design.d, design.d))
+
+    _what = "the Hessian operator"
 
     def _low_rank(self, T):
         """(A^T U) C (U^T T) for T = A P of shape (n, k'); numpy loops, no threaded BLAS."""
@@ -108,9 +140,6 @@ class HessianOperator(LinearOperator):
         new = copy.copy(self)
         new.ridge = float(check_scalar(ridge, "ridge"))
         return new
-
-    def _adjoint(self):
-        return self
 
     def __repr__(self):
         return (f"HessianOperator(d={self.shape[0]}, n={self.design.n}, "

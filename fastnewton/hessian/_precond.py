@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator
 
 from .._validation import check_scalar
 from ..exceptions import ValidationError
 from ..linalg._design import as_design
 from ..linalg._factor import shifted_cholesky
 from ._gram import _check_parts, sketched_gram
+from ._operator import SymmetricOperator
 
 __all__ = ["SketchPreconditioner", "default_preconditioner_size"]
 
@@ -21,7 +21,7 @@ def default_preconditioner_size(n, d):
     return int(min(n, max(8 * d, 64)))
 
 
-class SketchPreconditioner(LinearOperator):
+class SketchPreconditioner(SymmetricOperator):
     r"""Approximate inverse Hessian from the Cholesky factor of a sketched Hessian.
 
     With :math:`\tilde H = (S D_+^{1/2} A)^T (S D_+^{1/2} A) + (A^T U) C (A^T U)^T +
@@ -100,6 +100,8 @@ class SketchPreconditioner(LinearOperator):
         super().__init__(dtype=np.dtype(np.float64), shape=(d, d))
         self.update(parts)
 
+    _what = "the preconditioner"
+
     def update(self, parts=None, ridge=None):
         """Re-factor for new Hessian parts and/or a new ridge; returns ``self``.
 
@@ -134,9 +136,6 @@ class SketchPreconditioner(LinearOperator):
 
     def _rmatvec(self, r):
         return self._matvec(r)
-
-    def _adjoint(self):
-        return self
 
     def __repr__(self):
         return (f"SketchPreconditioner(d={self.shape[0]}, sketch_size={self.sketch_size}, "

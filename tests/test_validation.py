@@ -194,7 +194,7 @@ def test_components_reject_bad_input(data, rng):
         design.rmatvec(np.zeros(5))
     with pytest.raises(ValueError, match=r"beta must have shape \(6,\)"):
         design.normal_matvec(np.zeros(5), np.zeros(3))
-    with pytest.raises(ValueError, match=r"parts has n = 5 but A has 6 rows"):
+    with pytest.raises(ValueError, match=r"parts has n = 5 \(length of beta\) but A has 6 rows"):
         gram(design, DiagLowRank(np.ones(5)))
     with pytest.raises(TypeError, match=r"parts must be a DiagLowRank"):
         gram(design, np.ones(6))

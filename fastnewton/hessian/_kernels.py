@@ -1,5 +1,6 @@
 """Numba kernels for Hessian assembly over raw CSR/CSC arrays."""
 
+import numpy as np
 from numba import njit, prange
 
 __all__ = ["csr_gram_upper", "mirror_upper"]
@@ -24,12 +25,12 @@ def csr_gram_upper(indptr, indices, data, t_indptr, t_rows, t_data, beta, out):
             if s == 0.0:
                 continue
             # Sorted indices: skip the part of row i left of column j.
-            lo = indptr[i]
-            hi = indptr[i + 1]
+            lo = np.int64(indptr[i])
+            hi = np.int64(indptr[i + 1])
             while lo < hi and indices[lo] < j:
                 lo += 1
             for k in range(lo, hi):
-                orow[indices[k]] += s * data[k]
+                orow[np.uint64(indices[k])] += s * data[k]
 
 
 @njit(cache=True)
@@ -62,13 +63,13 @@ def csr_gram_blocks(indptr, indices, data, beta, buf):
             bi = beta[i]
             if bi == 0.0:
                 continue
-            lo = indptr[i]
-            hi = indptr[i + 1]
+            lo = np.int64(indptr[i])
+            hi = np.int64(indptr[i + 1])
             for p in range(lo, hi):
                 s = bi * data[p]
-                row = G[indices[p]]
+                row = G[np.uint64(indices[p])]
                 for q in range(p, hi):
-                    row[indices[q]] += s * data[q]
+                    row[np.uint64(indices[q])] += s * data[q]
 
 
 @njit(cache=True, parallel=True)
@@ -103,20 +104,20 @@ def csr_normal_matmat(indptr, indices, data, beta, P, buf, out, T):
             for c in range(k):
                 acc_b[j, c] = 0.0
         for i in range(b * step, min(n, (b + 1) * step)):
-            lo = indptr[i]
-            hi = indptr[i + 1]
+            lo = np.int64(indptr[i])
+            hi = np.int64(indptr[i + 1])
             for c in range(k):
                 T[i, c] = 0.0
             for q in range(lo, hi):
                 a = data[q]
-                prow = P[indices[q]]
+                prow = P[np.uint64(indices[q])]
                 for c in range(k):
                     T[i, c] += a * prow[c]
             bi = beta[i]
             if bi != 0.0:
                 for q in range(lo, hi):
                     a = data[q] * bi
-                    orow = acc_b[indices[q]]
+                    orow = acc_b[np.uint64(indices[q])]
                     for c in range(k):
                         orow[c] += a * T[i, c]
     for j in prange(d):

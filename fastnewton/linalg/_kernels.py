@@ -7,6 +7,7 @@ are then summed in block order. The result is therefore bitwise identical for an
 number of threads.
 """
 
+import numpy as np
 from numba import njit, prange
 
 __all__ = ["csr_matvec", "csr_rmatvec", "csr_normal_matvec", "sum_blocks"]
@@ -18,8 +19,8 @@ def csr_matvec(indptr, indices, data, x, out):
     n = indptr.shape[0] - 1
     for i in prange(n):
         acc = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            acc += data[k] * x[indices[k]]
+        for k in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+            acc += data[k] * x[np.uint64(indices[k])]
         out[i] = acc
 
 
@@ -47,8 +48,8 @@ def csr_rmatvec(indptr, indices, data, y, buf, out):
         for i in range(b * step, min(n, (b + 1) * step)):
             yi = y[i]
             if yi != 0.0:
-                for k in range(indptr[i], indptr[i + 1]):
-                    row[indices[k]] += data[k] * yi
+                for k in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+                    row[np.uint64(indices[k])] += data[k] * yi
     sum_blocks(buf, out)
 
 
@@ -64,11 +65,11 @@ def csr_normal_matvec(indptr, indices, data, beta, p, buf, out, t):
             row[j] = 0.0
         for i in range(b * step, min(n, (b + 1) * step)):
             acc = 0.0
-            for k in range(indptr[i], indptr[i + 1]):
-                acc += data[k] * p[indices[k]]
+            for k in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+                acc += data[k] * p[np.uint64(indices[k])]
             t[i] = acc
             s = beta[i] * acc
             if s != 0.0:
-                for k in range(indptr[i], indptr[i + 1]):
-                    row[indices[k]] += data[k] * s
+                for k in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+                    row[np.uint64(indices[k])] += data[k] * s
     sum_blocks(buf, out)

@@ -92,6 +92,9 @@ def make_regression(n, d, *, nnz_per_row=None, density=None, cond=1.0, family="e
     scale = cond ** (-np.arange(d) / max(d - 1, 1))
     A = (A @ sp.diags_array(scale)).tocsr().astype(dtype)
     A.sort_indices()
+    if A.nnz < 2**31 - 1 and A.indices.dtype != np.int32:  # scipy may hand back int64
+        A = sp.csr_array((A.data, A.indices.astype(np.int32), A.indptr.astype(np.int32)),
+                         shape=A.shape)
 
     x_true = rng.standard_normal(d)
     z = A @ x_true

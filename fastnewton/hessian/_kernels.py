@@ -63,8 +63,8 @@ def csr_gram_blocks(indptr, indices, data, beta, buf):
             bi = beta[i]
             if bi == 0.0:
                 continue
-            lo = np.int64(indptr[i])
-            hi = np.int64(indptr[i + 1])
+            lo = np.uint64(indptr[i])
+            hi = np.uint64(indptr[i + 1])
             for p in range(lo, hi):
                 s = bi * data[p]
                 row = G[np.uint64(indices[p])]
@@ -104,8 +104,8 @@ def csr_normal_matmat(indptr, indices, data, beta, P, buf, out, T):
             for c in range(k):
                 acc_b[j, c] = 0.0
         for i in range(b * step, min(n, (b + 1) * step)):
-            lo = np.int64(indptr[i])
-            hi = np.int64(indptr[i + 1])
+            lo = np.uint64(indptr[i])
+            hi = np.uint64(indptr[i + 1])
             for c in range(k):
                 T[i, c] = 0.0
             for q in range(lo, hi):

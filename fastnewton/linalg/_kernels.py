@@ -19,7 +19,7 @@ def csr_matvec(indptr, indices, data, x, out):
     n = indptr.shape[0] - 1
     for i in prange(n):
         acc = 0.0
-        for k in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+        for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
             acc += data[k] * x[np.uint64(indices[k])]
         out[i] = acc
 
@@ -48,7 +48,7 @@ def csr_rmatvec(indptr, indices, data, y, buf, out):
         for i in range(b * step, min(n, (b + 1) * step)):
             yi = y[i]
             if yi != 0.0:
-                for k in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+                for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
                     row[np.uint64(indices[k])] += data[k] * yi
     sum_blocks(buf, out)
 
@@ -65,11 +65,11 @@ def csr_normal_matvec(indptr, indices, data, beta, p, buf, out, t):
             row[j] = 0.0
         for i in range(b * step, min(n, (b + 1) * step)):
             acc = 0.0
-            for k in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
                 acc += data[k] * p[np.uint64(indices[k])]
             t[i] = acc
             s = beta[i] * acc
             if s != 0.0:
-                for k in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+                for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
                     row[np.uint64(indices[k])] += data[k] * s
     sum_blocks(buf, out)

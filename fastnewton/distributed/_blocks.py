@@ -20,7 +20,7 @@ from ..sketch import make_sketch
 __all__ = ["Block", "load_source", "source_shape", "build_block", "block_stats",
            "block_derivatives", "block_curvatures", "block_trial_stats", "block_trial_loss"]
 
-_CACHE_SIZE = 4
+_CACHE_SIZE = 6
 
 
 def _worker_threads():
@@ -184,16 +184,24 @@ def block_curvatures(block, x, stats, p, s):
         return out
 
 
-def block_trial_stats(block, x, q, t):
-    """Partial statistics at x + t q (for families with global normalizers)."""
-    with thread_limit(_worker_threads()):
-        return _stats(block, block.product(x) + t * block.product(q))
+def _trial_z(block, x, dirs, coefs, t):
+    """A (x + t * sum_k coefs[k] dirs[k]) from cached products (no pass over A on a hit)."""
+    Aq = coefs[0] * block.product(dirs[0])
+    for v, c in zip(dirs[1:], coefs[1:]):
+        Aq = Aq + c * block.product(v)
+    return block.product(x) + t * Aq
 
 
-def block_trial_loss(block, x, q, t, stats):
-    """Partial loss at x + t q given the global statistics there (inf on overflow)."""
+def block_trial_stats(block, x, dirs, coefs, t):
+    """Partial statistics at x + t q, q = sum coefs[k] dirs[k] (global normalizers)."""
     with thread_limit(_worker_threads()):
-        z = block.product(x) + t * block.product(q)
+        return _stats(block, _trial_z(block, x, dirs, coefs, t))
+
+
+def block_trial_loss(block, x, dirs, coefs, t, stats):
+    """Partial loss at x + t q, q = sum coefs[k] dirs[k], given the global statistics."""
+    with thread_limit(_worker_threads()):
+        z = _trial_z(block, x, dirs, coefs, t)
         if getattr(block.problem, "block_loss_grad", None) is None:
             return block.problem.loss_z(z)
         with np.errstate(over="ignore", invalid="ignore"):

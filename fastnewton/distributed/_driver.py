@@ -181,19 +181,20 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
         timings["factor"] += t1 - t0
         timings["solve"] += time.perf_counter() - t1
         decrement = -gp
-        q, gq, t_init = p, gp, 1.0
+        dirs, coefs, gq, t_init = (p,), (1.0,), gp, 1.0
         if method == "sketch":
             t0 = time.perf_counter()
-            q, gq, t_init = _subspace(sess, x, stats, lam, g, p, gp, prev_s, outs)
+            dirs, coefs, gq, t_init = _subspace(sess, x, stats, lam, g, p, gp, prev_s, outs)
             timings["curvature"] += time.perf_counter() - t0
+        q = sum(c * v for c, v in zip(coefs[1:], dirs[1:])) + coefs[0] * dirs[0]
         # -- Armijo backtracking, the rules of fastnewton.newton._armijo -------------------
         t0 = time.perf_counter()
         t, step = t_init, 0.0
         fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
         for _ in range(max_backtracks):
             nfev += 1
-            st = sess.stats(_blocks.block_trial_stats, x, q, t)
-            f_t = sum(sess._map(_blocks.block_trial_loss, x, q, t, st))
+            st = sess.stats(_blocks.block_trial_stats, x, dirs, coefs, t)
+            f_t = sum(sess._map(_blocks.block_trial_loss, x, dirs, coefs, t, st))
             x_t = x + t * q
             f_t += 0.5 * lam * float(x_t @ x_t)
             if np.isfinite(f_t):
@@ -250,7 +251,12 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
 
 
 def _subspace(sess, x, stats, lam, g, p, gp, prev_s, outs):
-    """Curvatures from the workers, then the 2-D model minimization of the local driver."""
+    """Curvatures from the workers, then the 2-D model minimization of the local driver.
+
+    Returns the direction as (vectors, coefficients), so that the workers form its image
+    under A from the products they cached for the curvatures, g.direction and the first
+    trial step.
+    """
     parts = sess._map(_blocks.block_curvatures, x, stats, p, prev_s)
     C = outs[0].get("C")
 
@@ -274,6 +280,5 @@ def _subspace(sess, x, stats, lam, g, p, gp, prev_s, outs):
         gs = float(g @ prev_s)
     a, b, t_init = subspace_coefficients(cpp, cps, css, gp, gs)
     if b == 0.0:
-        return a * p, a * gp, t_init
-    q = a * p + b * prev_s
-    return q, a * gp + b * gs, t_init
+        return (p,), (a,), a * gp, t_init
+    return (p, prev_s), (a, b), a * gp + b * gs, t_init

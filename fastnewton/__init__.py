@@ -5,11 +5,17 @@ attention-regression papers by Newton steps that cost a few passes over A plus a
 d x d factorization. See ``fastnewton.minimize``.
 """
 
+from ._numba_cache import configure_numba_cache as _configure_numba_cache
+
+_configure_numba_cache()  # before any kernel module is imported (read-only installs)
+
 from . import datasets, hessian, linalg, problems, sketch
 from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
                          NumericalWarning, ValidationError)
 from .newton import NewtonResult, minimize
-from .problems import ExpRegression
+from .problems import (AttentionKernelRegression, AttentionRegression, CopyrightRegression, ExpRegression, MultiSoftmaxRegression,
+                       RescaledRegression,
+                       ResNetSoftmaxRegression, SoftmaxRegression, TwoLayerRegression)
 
 __version__ = "0.1.0"
 
@@ -17,6 +23,14 @@ __all__ = [
     "minimize",
     "NewtonResult",
     "ExpRegression",
+    "SoftmaxRegression",
+    "RescaledRegression",
+    "ResNetSoftmaxRegression",
+    "CopyrightRegression",
+    "TwoLayerRegression",
+    "MultiSoftmaxRegression",
+    "AttentionRegression",
+    "AttentionKernelRegression",
     "datasets",
     "hessian",
     "linalg",

@@ -4,6 +4,10 @@ A step model is built once per solve (``__init__(problem, rng, sketch, sketch_si
 and then called once per Newton step: ``direction(parts, g, timings) -> Direction``.
 It adds the seconds it spends to the phases of ``timings`` (``sketch``, ``assemble``,
 ``factor``, ``solve``). New methods register a class in :data:`STEP_MODELS`.
+Step models with ``accepts_shift = True`` also take ``direction(..., shift=mu)`` and
+then solve with the model Hessian plus ``mu * I`` (the gradient-regularized
+globalization of the driver needs this); repeated calls with the same ``parts``
+object reuse the assembled model.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_scalar
-from .hessian import gram, sketched_gram
-from .linalg import shifted_cholesky
-from .sketch import make_sketch
+from .exceptions import ValidationError
+from .hessian import HessianOperator, SketchPreconditioner, gram, sketched_gram
+from .linalg import pcg, shifted_cholesky
+from .sketch import RowSampler, leverage_sampler, make_sketch
 
-__all__ = ["Direction", "STEP_MODELS", "default_sketch_size", "ExactStep", "SketchStep"]
+__all__ = ["Direction", "STEP_MODELS", "default_sketch_size", "ExactStep", "SketchStep",
+           "SampleStep", "PcgStep"]
 
 
 def default_sketch_size(n, d):
@@ -47,14 +53,19 @@ class Direction:
 class _FactoredStep:
     """Shared part of the direct step models: factor the model Hessian, solve."""
 
-    def _solve(self, H, g, timings):
+    accepts_shift = True
+
+    def _solve(self, H, g, timings, shift=0.0):
         t0 = time.perf_counter()
+        if shift:
+            H = H.copy()
+            H[np.diag_indices_from(H)] += shift
         fac = shifted_cholesky(H)
         t1 = time.perf_counter()
         p = -fac.solve(g)
         timings["factor"] += t1 - t0
         timings["solve"] += time.perf_counter() - t1
-        return p, fac.shift
+        return p, fac.shift + shift
 
 
 class ExactStep(_FactoredStep):
@@ -64,12 +75,14 @@ class ExactStep(_FactoredStep):
 
     def __init__(self, problem, rng, sketch, sketch_size):
         self.problem = problem
+        self._model = (None, None)
 
-    def direction(self, parts, g, timings):
-        t0 = time.perf_counter()
-        H = gram(self.problem.design, parts, ridge=self.problem.lam)
-        timings["assemble"] += time.perf_counter() - t0
-        p, shift = self._solve(H, g, timings)
+    def direction(self, parts, g, timings, shift=0.0):
+        if self._model[0] is not parts:
+            t0 = time.perf_counter()
+            self._model = (parts, gram(self.problem.design, parts, ridge=self.problem.lam))
+            timings["assemble"] += time.perf_counter() - t0
+        p, shift = self._solve(self._model[1], g, timings, shift)
         return Direction(p, shift=shift)
 
 
@@ -82,19 +95,161 @@ class SketchStep(_FactoredStep):
         n, d = problem.n, problem.d
         m = default_sketch_size(n, d) if sketch_size is None else sketch_size
         check_scalar(m, "sketch_size", low=1, integer=True)
+        if m > n:  # more rows than A: never cheaper than exact, and memory ~ m
+            raise ValidationError(f"sketch_size must be at most n = {n} (the rows of A), "
+                                  f"got {m}; use method='exact' for the full Hessian")
         self.problem = problem
         self.sketch_size = int(m)
         self.sketch = make_sketch(sketch, self.sketch_size, n, seed=rng)
         self._buf = np.empty((self.sketch_size, d))
+        self._model = (None, None)
 
-    def direction(self, parts, g, timings):
-        t0 = time.perf_counter()
-        H = sketched_gram(self.problem.design, parts, self.sketch, ridge=self.problem.lam,
-                          out=self._buf)
-        timings["sketch"] += time.perf_counter() - t0
-        p, shift = self._solve(H, g, timings)
+    def direction(self, parts, g, timings, shift=0.0):
+        if self._model[0] is not parts:
+            t0 = time.perf_counter()
+            H = sketched_gram(self.problem.design, parts, self.sketch, ridge=self.problem.lam,
+                              out=self._buf)
+            self._model = (parts, H)
+            timings["sketch"] += time.perf_counter() - t0
+        p, shift = self._solve(self._model[1], g, timings, shift)
         return Direction(p, shift=shift, sketch_size=self.sketch_size, subspace=True)
 
 
+class SampleStep(_FactoredStep):
+    """Approximate Newton direction from leverage-score row sampling of diag(sqrt(beta_+)) A.
+
+    The papers' algorithm: every step computes approximate (ridge) leverage scores of
+    diag(sqrt(beta_+)) A (a SparseSign sketch, an SVD and a JL projection, see
+    :func:`~fastnewton.sketch.leverage_scores`), samples ``sketch_size`` rows
+    (default :meth:`RowSampler.default_size`) with replacement and uses the Gram of the
+    rescaled rows plus the exact low-rank part. The rows are re-sampled at every step
+    (beta, hence the leverage scores, change with x) from a stream derived from the
+    solve's seed: same seed, same iterates; a resumed solve draws the stream afresh.
+    """
+
+    name = "sample"
+
+    def __init__(self, problem, rng, sketch, sketch_size):
+        n, d = problem.n, problem.d
+        m = RowSampler.default_size(n, d) if sketch_size is None else sketch_size
+        check_scalar(m, "sketch_size", low=1, integer=True)
+        self.problem = problem
+        self.sketch_size = int(m)
+        self.rng = rng
+        self._model = (None, None)
+
+    def direction(self, parts, g, timings, shift=0.0):
+        if self._model[0] is not parts:  # a new point: a new sample
+            t0 = time.perf_counter()
+            beta_plus, _ = parts.psd_split()
+            S = leverage_sampler(self.problem.design, self.sketch_size, row_weights=beta_plus,
+                                 seed=self.rng, ridge=self.problem.lam)
+            self._model = (parts, sketched_gram(self.problem.design, parts, S,
+                                                ridge=self.problem.lam))
+            timings["sketch"] += time.perf_counter() - t0
+        p, shift = self._solve(self._model[1], g, timings, shift)
+        return Direction(p, shift=shift, sketch_size=self.sketch_size)
+
+
+class PcgStep:
+    r"""Inexact Newton direction by CG on the exact Hessian, preconditioned by a sketch.
+
+    Each step solves :math:`H p = -g` with :math:`H = A^T B A + \lambda I` applied
+    matrix-free (:class:`~fastnewton.hessian.HessianOperator`, one pass over A per CG
+    iteration) by :func:`~fastnewton.linalg.pcg`, preconditioned by the Cholesky
+    factor of the sketched Hessian (:class:`~fastnewton.hessian.SketchPreconditioner`,
+    one sketch drawn from ``rng`` and kept for the whole solve).
+
+    **Forcing terms.** CG stops at :math:`\|H p + g\| \le \eta_k \|g\|` with
+    :math:`\eta_k = \min(0.5, \|g_k\| / \|g_0\|)`, so the outer iteration converges
+    quadratically near a non-degenerate minimizer (Dembo, Eisenstat & Steihaug) while
+    early steps stay cheap.
+
+    **Preconditioner reuse.** The factor is kept across Newton steps (beta changes
+    little between them) and re-sketched for the current beta (``update``) when the
+    last CG solve needed more than ``refactor_ratio`` times the iterations per decade
+    of residual reduction of the first solve after the previous re-factorization (and
+    more than ``refactor_min_iters`` iterations). ``history["sketch_size"]`` is the
+    sketch size on steps that (re-)sketched and 0 on steps that reused the factor;
+    ``history["inner_iters"]`` counts CG iterations.
+
+    **Negative curvature.** Where H is indefinite (non-convex regime) CG stops at the
+    first direction of non-positive curvature and the current CG iterate is used; if
+    that happens at the first iteration the preconditioned steepest-descent direction
+    :math:`-M g` is used. Both are descent directions; the globalization takes over.
+    """
+
+    name = "pcg"
+    accepts_shift = True
+    #: Re-sketch when iterations per decade grow by more than this factor.
+    refactor_ratio = 1.5
+    #: ... and the last solve took more than this many iterations.
+    refactor_min_iters = 6
+
+    def __init__(self, problem, rng, sketch, sketch_size):
+        n, d = problem.n, problem.d
+        m = default_sketch_size(n, d) if sketch_size is None else sketch_size
+        check_scalar(m, "sketch_size", low=1, integer=True)
+        self.problem = problem
+        self.sketch_size = int(m)
+        self.sketch = make_sketch(sketch, self.sketch_size, n, seed=rng)
+        self.maxiter = max(50, min(d, 500))
+        self.precond = None
+        self._g0norm = None
+        self._base_rate = None
+        self._last = (0, 0.0)  # (iterations, decades) of the last solve
+        self._operator = (None, None)
+
+    def _needs_refactor(self):
+        nit, decades = self._last
+        if self._base_rate is None or nit <= self.refactor_min_iters:
+            return False
+        return nit / max(decades, 1.0) > self.refactor_ratio * self._base_rate
+
+    def direction(self, parts, g, timings, shift=0.0):
+        problem = self.problem
+        gnorm = float(np.linalg.norm(g))
+        if self._g0norm is None:
+            self._g0norm = gnorm if gnorm > 0 else 1.0
+        ridge = problem.lam + shift
+        t0 = time.perf_counter()
+        if self._operator[0] is not parts:
+            self._operator = (parts, HessianOperator(problem.design, parts, ridge=problem.lam))
+        H = self._operator[1]
+        if shift:
+            H = H.with_ridge(ridge)
+        timings["assemble"] += time.perf_counter() - t0
+        resketched = refactored = False
+        if self.precond is None:
+            self.precond = SketchPreconditioner(problem.design, parts, self.sketch, ridge=ridge)
+            resketched = True
+        elif self._needs_refactor():
+            self.precond.update(parts, ridge=ridge)
+            resketched = True
+        elif ridge != self.precond.ridge:
+            self.precond.update(ridge=ridge)
+            refactored = True
+        if resketched:
+            timings["sketch"] += self.precond.sketch_time
+            self._base_rate = None
+        if resketched or refactored:
+            timings["factor"] += self.precond.factor_time
+        eta = min(0.5, gnorm / self._g0norm)
+        t0 = time.perf_counter()
+        res = pcg(H, -g, rtol=eta, maxiter=self.maxiter, M=self.precond)
+        if res.negative_curvature and res.nit == 0:
+            p = -self.precond.matvec(g)
+        else:
+            p = res.x
+        timings["solve"] += time.perf_counter() - t0
+        decades = float(np.log10(max(res.residual_norms[0], 1e-300)
+                                 / max(res.residual_norms[-1], 1e-300)))
+        self._last = (res.nit, decades)
+        if self._base_rate is None and res.nit > 0:
+            self._base_rate = res.nit / max(decades, 1.0)
+        return Direction(p, shift=self.precond.shift + shift, inner_iters=res.nit,
+                         sketch_size=self.sketch_size if resketched else 0)
+
+
 #: Registry of step models by method name (``minimize(method=...)``).
-STEP_MODELS = {"exact": ExactStep, "sketch": SketchStep}
+STEP_MODELS = {"exact": ExactStep, "sketch": SketchStep, "sample": SampleStep, "pcg": PcgStep}

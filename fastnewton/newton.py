@@ -8,6 +8,11 @@ how they approximate the Hessian A^T B A + lam I:
 ``exact``   the assembled Hessian, Cholesky-factored (shifted if indefinite).
 ``sketch``  the Hessian of a fixed sketch S of diag(sqrt(beta_+)) A, plus the exact
             low-rank part and ridge, Cholesky-factored (approximate Newton).
+``pcg``     the exact Hessian applied matrix-free, CG preconditioned by the factor of
+            the sketched Hessian, inexact-Newton forcing terms (Newton-CG).
+
+Globalization: Armijo backtracking along the step (default), or the gradient-regularized
+Newton method of arXiv 2506.13710 (``globalization="gradreg"``).
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from scipy.optimize import OptimizeResult
 
 from ._validation import check_rng, check_scalar, check_x
 from .exceptions import ConvergenceWarning, ValidationError
+from .linalg._design import fixed_dot
 from ._steps import STEP_MODELS, default_sketch_size
 from .problems import REQUIRED_METHODS
 
-__all__ = ["minimize", "NewtonResult", "NewtonState", "METHODS", "default_sketch_size"]
+__all__ = ["minimize", "NewtonResult", "NewtonState", "METHODS", "GLOBALIZATIONS",
+           "default_sketch_size"]
 
 
 METHODS = ("auto",) + tuple(STEP_MODELS)
+GLOBALIZATIONS = ("armijo", "gradreg")
 _EPS = np.finfo(np.float64).eps
 _PHASES = ("gradient", "sketch", "assemble", "factor", "solve", "line_search")
 
@@ -116,7 +124,7 @@ def _check_problem(problem):
 
 def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_size=None,
              tol=1e-8, maxiter=100, seed=None, callback=None, verbose=False, dtol=None,
-             armijo=1e-4, max_backtracks=60, resume=None):
+             armijo=1e-4, max_backtracks=60, resume=None, globalization="armijo"):
     r"""Minimize a fastnewton problem by a globally convergent (approximate) Newton method.
 
     Each step solves :math:`\tilde H p = -\nabla L(x)` with :math:`\tilde H` the exact or
@@ -128,16 +136,25 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     problem : a fastnewton problem (``fn.ExpRegression`` ...)
     x0 : array_like (d,), optional
         Start; zeros by default.
-    method : {"auto", "exact", "sketch"}
+    method : {"auto", "exact", "sketch", "sample", "pcg"}
         ``exact``: assembled Hessian (quadratic convergence, ~sum of squared row
         nonzeros per step). ``sketch``: Hessian of a CountSketch of
         :math:`\mathrm{diag}(\sqrt{\beta_+}) A`, drawn once from ``seed`` and kept for all
         steps (linear convergence at a rate set by the sketch's distortion, about one
-        pass over A per step). ``auto`` picks by an estimate of the per-step cost.
+        pass over A per step). ``sample``: Hessian of leverage-score row samples of
+        :math:`\mathrm{diag}(\sqrt{\beta_+}) A`, re-sampled every step (the papers'
+        algorithm; see ``fastnewton._steps.SampleStep``). ``pcg``: Newton-CG with
+        exact Hessian-vector products, preconditioned by the factor of the sketched
+        Hessian (reused across steps while CG stays fast), forcing terms
+        ``min(0.5, ‖g‖/‖g0‖)``: quadratic convergence at a few passes over A per step
+        (see ``fastnewton._steps.PcgStep``). ``auto`` picks by an estimate of the
+        per-step cost.
     sketch : str or sketch object
-        Sketch kind for ``method="sketch"`` (see ``fastnewton.sketch.SKETCHES``).
+        Sketch kind for ``method="sketch"``: "countsketch", "sparse-sign", "srht",
+        "gaussian" (``fastnewton.sketch.SKETCHES``) or a sketch instance.
     sketch_size : int, optional
-        Rows of the sketch; default :func:`default_sketch_size` = ``min(n, max(8 d, 64))``.
+        Rows of the sketch; default :func:`default_sketch_size` = ``min(n, max(8 d, 64))``
+        (``sample``: ``RowSampler.default_size`` = ``max(64, ceil(4 d ln(d + 1)))`` rows).
     tol : float
         Stop when ``‖∇L(x)‖ <= tol * ‖∇L(x0)‖``.
     maxiter : int
@@ -162,6 +179,17 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         Continue a solve from a state saved by a callback (``intermediate.state``, see
         :class:`NewtonState`): with the same problem, method and integer ``seed`` the
         continued run takes bitwise the same steps as an uninterrupted one.
+    globalization : {"armijo", "gradreg"}
+        ``armijo``: backtracking line search along the step. ``gradreg``: the
+        gradient-regularized Newton method (arXiv 2506.13710):
+        :math:`x^+ = x - (\tilde H + \mu I)^{-1} g` with :math:`\mu = \|g\|/\gamma`; the
+        trial is accepted when :math:`f(x) - f(x^+) \ge \|\nabla f(x^+)\|^2 / (8\mu)`
+        (then :math:`\gamma` doubles), otherwise :math:`\gamma` halves and the step is
+        recomputed (at most ``max_backtracks`` trials). :math:`\gamma_0 = \|g_0\|^3 /
+        g_0^T H g_0` (so that :math:`\mu_0` is the curvature along the gradient). As
+        :math:`\mu \to 0` with :math:`\|g\|` the local rate of the step model is kept.
+        ``history["shift"]`` holds :math:`\mu` (plus any factorization shift) and
+        ``history["gamma"]`` the value of :math:`\gamma` after each step.
 
     Returns
     -------
@@ -179,6 +207,8 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     """
     t_start = time.perf_counter()
     _check_problem(problem)
+    if sketch_size is not None:
+        check_scalar(sketch_size, "sketch_size", low=1, integer=True)
     method = _resolve_method(method, problem, sketch_size)
     check_scalar(tol, "tol", low=0.0)
     check_scalar(maxiter, "maxiter", low=0, integer=True)
@@ -188,7 +218,13 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         check_scalar(dtol, "dtol", low=0.0)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
-    design, lam = problem.design, problem.lam
+    if globalization not in GLOBALIZATIONS:
+        raise ValueError(f"globalization must be one of {GLOBALIZATIONS}, got {globalization!r}")
+    gradreg = globalization == "gradreg"
+    if gradreg and not getattr(STEP_MODELS[method], "accepts_shift", False):
+        raise ValueError(f"globalization='gradreg' needs a step model that accepts a diagonal "
+                         f"shift; method {method!r} does not")
+    design = problem.design
     d = design.d
     x = np.zeros(d) if x0 is None else check_x(x0, d, "x0").copy()
     rng = check_rng(seed)
@@ -200,7 +236,8 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         z = design.matvec(x)
         if hasattr(problem, "check_point"):
             problem.check_point(z)
-        f, g = _objective_and_gradient(problem, x, z)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            f, g = _objective_and_gradient(problem, x, z)
         if not np.isfinite(f):
             raise ValidationError("the objective is not finite at x0 (f(A x0) overflows); "
                                   "choose a start with smaller |A x0|")
@@ -210,10 +247,14 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
                             history={"fun": [f], "grad_norm": [gnorm], "step_size": [0.0],
                                      "inner_iters": [0], "sketch_size": [0], "shift": [0.0],
                                      "decrement": [np.nan], "time": [0.0]})
+        if gradreg:
+            state.history["gamma"] = [_initial_gamma(problem, z, g, gnorm)]
     else:
         state = _check_resume(resume, method, design)
         x, z, f, g = state.x, state.z, state.f, state.g
         gnorm = float(np.linalg.norm(g))
+        if gradreg and not state.history.get("gamma"):
+            state.history["gamma"] = [_initial_gamma(problem, z, g, gnorm)]
     timings["gradient"] += time.perf_counter() - t0
     nfev, g0norm, nit, hist = state.nfev, state.g0norm, state.nit, state.history
     t_offset = hist["time"][-1]
@@ -234,37 +275,31 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         if nit >= maxiter:
             status = MAXITER
             break
-        # -- model and direction ------------------------------------------------------
+        # -- model, direction and globalization -------------------------------------------
         parts = problem.parts_z(z)
         try:
-            direc = stepper.direction(parts, g, timings)
+            if gradreg:
+                out = _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm,
+                                    hist["gamma"][-1], dtol, max_backtracks, timings)
+            else:
+                out = _armijo_step(problem, stepper, parts, x, z, f, g, gnorm, prev_step,
+                                   dtol, armijo, max_backtracks, timings)
         except (FloatingPointError, np.linalg.LinAlgError):
             status = NON_FINITE
             break
-        p = direc.p
-        gp = float(g @ p)
-        if not (np.isfinite(gp) and gp < 0):
-            p, gp = -g, -gnorm * gnorm  # cannot happen with a PD model; be safe anyway
-        decrement = -gp
-        if dtol is not None and 0.5 * decrement <= dtol:
+        step, f_new, z_new, x_new, g_new, trials, direc, decrement, gamma = out
+        nfev += trials
+        if step is None:  # the Newton decrement fell below dtol: no step taken
             status = CONVERGED_DECREMENT
             break
-        # -- globalization ---------------------------------------------------------------
-        t0 = time.perf_counter()
-        Ap = design.matvec(p)
-        t_init = 1.0
-        if direc.subspace:
-            p, Ap, gp, t_init = _subspace_step(parts, lam, g, p, Ap, gp, prev_step)
-        step, f_new, z_new, x_new, g_new, trials = _armijo(
-            problem, x, z, f, g, gnorm, p, Ap, gp, armijo, max_backtracks, t_init)
-        nfev += trials
-        timings["line_search"] += time.perf_counter() - t0
         if step == 0.0:
             if 0.5 * decrement <= 10 * _EPS * max(abs(f), np.finfo(float).tiny):
                 status = CONVERGED_DECREMENT
             else:
                 status = LINE_SEARCH_FAILED
             break
+        if gradreg:
+            hist["gamma"].append(gamma)
         prev_step = (x_new - x, z_new - z)
         x, z = x_new, z_new
         t0 = time.perf_counter()
@@ -400,9 +435,87 @@ def _objective_and_gradient(problem, x, z):
     return f + 0.5 * problem.lam * float(x @ x), g
 
 
+def _direction(stepper, parts, g, gnorm, timings, shift=None):
+    """The step model's direction (forced to be a descent direction) and g.p."""
+    direc = (stepper.direction(parts, g, timings) if shift is None
+             else stepper.direction(parts, g, timings, shift=shift))
+    p = direc.p
+    gp = float(g @ p)
+    if not (np.isfinite(gp) and gp < 0):
+        p, gp = -g, -gnorm * gnorm  # cannot happen with a PD model; be safe anyway
+    return direc, p, gp
+
+
+def _armijo_step(problem, stepper, parts, x, z, f, g, gnorm, prev_step, dtol, c1,
+                 max_backtracks, timings):
+    """One step with Armijo backtracking along the step model's direction.
+
+    Returns ``(step, f, z, x, g or None, trials, direction, decrement, None)``; step is
+    None when the Newton decrement is below ``dtol`` (no step taken), 0.0 on failure.
+    """
+    direc, p, gp = _direction(stepper, parts, g, gnorm, timings)
+    decrement = -gp
+    if dtol is not None and 0.5 * decrement <= dtol:
+        return None, f, z, x, None, 0, direc, decrement, None
+    t0 = time.perf_counter()
+    Ap = problem.design.matvec(p)
+    t_init = 1.0
+    if direc.subspace:
+        p, Ap, gp, t_init = _subspace_step(parts, problem.lam, g, p, Ap, gp, prev_step)
+    step, f_new, z_new, x_new, g_new, trials = _armijo(
+        problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init)
+    timings["line_search"] += time.perf_counter() - t0
+    return step, f_new, z_new, x_new, g_new, trials, direc, decrement, None
+
+
+def _initial_gamma(problem, z, g, gnorm):
+    """gamma_0 = ‖g‖³ / gᵀHg, so that mu_0 = ‖g‖/gamma_0 is the curvature along g."""
+    if gnorm == 0.0:
+        return 1.0
+    Ag = problem.design.matvec(g)
+    curv = _curvature(problem.parts_z(z), problem.lam, Ag, g, Ag, g) / (gnorm * gnorm)
+    return gnorm / curv if np.isfinite(curv) and curv > 0 else 1.0
+
+
+def _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm, gamma, dtol, max_trials,
+                  timings):
+    """One gradient-regularized Newton step (arXiv 2506.13710, see ``minimize``).
+
+    Trial: ``p = -(H~ + mu I)^{-1} g`` with ``mu = ‖g‖/gamma``; accepted when
+    ``f - f(x + p) >= ‖g(x + p)‖² / (8 mu)`` (gamma doubles), else gamma halves. Near the
+    solution, where the decrease is below the objective's rounding error, a trial that
+    decreases the gradient norm is accepted too. Returns the tuple of
+    :func:`_armijo_step` with the new gamma last.
+    """
+    fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
+    first_decrement = None
+    for trial in range(1, max_trials + 1):
+        mu = gnorm / gamma
+        direc, p, gp = _direction(stepper, parts, g, gnorm, timings, shift=mu)
+        if first_decrement is None:
+            first_decrement = -gp
+            if dtol is not None and 0.5 * first_decrement <= dtol:
+                return None, f, z, x, None, 0, direc, first_decrement, gamma
+        t0 = time.perf_counter()
+        z_t = z + problem.design.matvec(p)
+        x_t = x + p
+        f_t = problem.loss_z(z_t) + 0.5 * problem.lam * float(x_t @ x_t)
+        ok = False
+        if np.isfinite(f_t):
+            f_t, g_t = _objective_and_gradient(problem, x_t, z_t)
+            gt_norm = float(np.linalg.norm(g_t))
+            ok = (f - f_t >= gt_norm * gt_norm / (8.0 * mu)
+                  or abs(f_t - f) <= fscale and gt_norm < gnorm)
+        timings["line_search"] += time.perf_counter() - t0
+        if ok:
+            return 1.0, f_t, z_t, x_t, g_t, trial, direc, -gp, 2.0 * gamma
+        gamma *= 0.5
+    return 0.0, f, z, x, None, max_trials, direc, first_decrement, gamma
+
+
 def _curvature(parts, lam, Au, u, Av, v):
     """u^T H v for the exact Hessian H = A^T B A + lam I, given A u and A v (O(n))."""
-    c = float(parts.beta @ (Au * Av)) + lam * float(u @ v)
+    c = fixed_dot(parts.beta, Au * Av) + lam * float(u @ v)
     if parts.U is not None:
         c += float((parts.U.T @ Au) @ (parts.C @ (parts.U.T @ Av)))
     return c

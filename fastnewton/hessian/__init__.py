@@ -1,6 +1,9 @@
-"""Diagonal-plus-low-rank Hessians and their exact or sketched assembly."""
+"""Diagonal-plus-low-rank Hessians: exact or sketched assembly, operators, preconditioners."""
 
 from ._gram import gram, sketched_gram, weighted_gram
+from ._operator import HessianOperator
 from ._parts import DiagLowRank
+from ._precond import SketchPreconditioner
 
-__all__ = ["DiagLowRank", "gram", "sketched_gram", "weighted_gram"]
+__all__ = ["DiagLowRank", "gram", "sketched_gram", "weighted_gram", "HessianOperator",
+           "SketchPreconditioner"]

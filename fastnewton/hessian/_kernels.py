@@ -82,3 +82,46 @@ def sum_square_blocks(buf, out):
             for b in range(1, nb):
                 acc += buf[b, j, k]
             out[j, k] = acc
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def csr_normal_matmat(indptr, indices, data, beta, P, buf, out, T):
+    """T = A P and out = A^T (beta[:, None] * T) for P of shape (d, k), in one pass over A.
+
+    Row blocks (``buf.shape[0]`` of them, fixed by the caller from n alone) accumulate
+    into their own (d, k) buffers, summed afterwards in block order: the result does
+    not depend on the thread count.
+    """
+    n = indptr.shape[0] - 1
+    nb = buf.shape[0]
+    d = buf.shape[1]
+    k = buf.shape[2]
+    step = (n + nb - 1) // nb
+    for b in prange(nb):
+        acc_b = buf[b]
+        for j in range(d):
+            for c in range(k):
+                acc_b[j, c] = 0.0
+        for i in range(b * step, min(n, (b + 1) * step)):
+            lo = indptr[i]
+            hi = indptr[i + 1]
+            for c in range(k):
+                T[i, c] = 0.0
+            for q in range(lo, hi):
+                a = data[q]
+                prow = P[indices[q]]
+                for c in range(k):
+                    T[i, c] += a * prow[c]
+            bi = beta[i]
+            if bi != 0.0:
+                for q in range(lo, hi):
+                    a = data[q] * bi
+                    orow = acc_b[indices[q]]
+                    for c in range(k):
+                        orow[c] += a * T[i, c]
+    for j in prange(d):
+        for c in range(k):
+            s = buf[0, j, c]
+            for b in range(1, nb):
+                s += buf[b, j, c]
+            out[j, c] = s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..exceptions import ValidationError
 
@@ -33,7 +34,7 @@ class DiagLowRank:
     """
 
     def __init__(self, beta, U=None, C=None):
-        beta = np.ascontiguousarray(beta, dtype=np.float64)
+        beta = np.ascontiguousarray(_as_float_array(beta, "beta"))
         if beta.ndim != 1:
             raise ValidationError(f"beta must be 1-D, got shape {beta.shape}")
         if not np.isfinite(beta).all():
@@ -41,20 +42,26 @@ class DiagLowRank:
         if (U is None) != (C is None):
             raise ValidationError("U and C must be given together (or both be None)")
         if U is not None:
-            U = np.asarray(U, dtype=np.float64)
-            C = np.asarray(C, dtype=np.float64)
+            U = _as_float_array(U, "U")
+            C = _as_float_array(C, "C")
             if U.ndim == 1:
                 U = U[:, None]
             if U.ndim != 2 or U.shape[0] != beta.shape[0]:
                 raise ValidationError(f"U must have shape ({beta.shape[0]}, k), got {U.shape}")
             k = U.shape[1]
+            if C.ndim == 0 and k == 1:
+                C = C.reshape(1, 1)
             if C.shape != (k, k):
                 raise ValidationError(f"C must have shape ({k}, {k}) to match U, got {C.shape}")
-            if not (np.isfinite(U).all() and np.isfinite(C).all()):
-                raise ValidationError("U or C contains NaN or infinite values")
-            if not np.allclose(C, C.T, rtol=1e-12, atol=1e-12 * max(1.0, np.abs(C).max())):
-                raise ValidationError("C must be symmetric")
+            if not np.isfinite(U).all():
+                raise ValidationError("U contains NaN or infinite values")
+            if not np.isfinite(C).all():
+                raise ValidationError("C contains NaN or infinite values")
+            asym = float(np.abs(C - C.T).max()) if k else 0.0
+            if asym > 1e-12 * max(1.0, float(np.abs(C).max())):
+                raise ValidationError(f"C must be symmetric, got max |C - C^T| = {asym:.3e}")
             U = np.ascontiguousarray(U)
+            C = np.ascontiguousarray(C)
         self.beta = beta
         self.U = U
         self.C = C
@@ -70,6 +77,9 @@ class DiagLowRank:
 
     def matvec(self, t):
         """Return ``B @ t`` for a length-n vector."""
+        t = np.asarray(t, dtype=np.float64)
+        if t.shape != (self.n,):
+            raise ValidationError(f"t must have shape ({self.n},), got {t.shape}")
         out = self.beta * t
         if self.U is not None:
             out += self.U @ (self.C @ (self.U.T @ t))
@@ -90,5 +100,20 @@ class DiagLowRank:
             B += self.U @ self.C @ self.U.T
         return B
 
+    def check_rows(self, n, name="A"):
+        """Raise a ``ValidationError`` unless B is n x n (``name`` is the matrix it must match)."""
+        if self.n != n:
+            raise ValidationError(f"parts has n = {self.n} (length of beta) but {name} has {n} rows")
+        return self
+
     def __repr__(self):
         return f"DiagLowRank(n={self.n}, rank={self.rank})"
+
+
+def _as_float_array(a, name):
+    if sp.issparse(a):
+        raise TypeError(f"{name} must be a dense array, got a scipy.sparse matrix")
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} could not be converted to a float64 array: {exc}") from None

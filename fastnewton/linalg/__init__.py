@@ -1,6 +1,9 @@
-"""Linear algebra building blocks: the design-matrix wrapper and factorization helpers."""
+"""Linear algebra building blocks: the design matrix, factorizations, PCG and least squares."""
 
 from ._design import Design, as_design
 from ._factor import FactorizationResult, shifted_cholesky
+from ._lstsq import LstsqResult, lstsq
+from ._pcg import PCGResult, pcg
 
-__all__ = ["Design", "as_design", "shifted_cholesky", "FactorizationResult"]
+__all__ = ["Design", "as_design", "shifted_cholesky", "FactorizationResult", "pcg",
+           "PCGResult", "lstsq", "LstsqResult"]

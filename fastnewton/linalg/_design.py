@@ -14,7 +14,7 @@ from .._validation import check_matrix
 from ..exceptions import ValidationError
 from . import _kernels
 
-__all__ = ["Design", "as_design", "n_row_blocks"]
+__all__ = ["Design", "as_design", "n_row_blocks", "fixed_dot"]
 
 #: Upper bound on the number of row blocks of a reduction (buffers are blocks x d).
 MAX_ROW_BLOCKS = 64
@@ -29,6 +29,16 @@ def n_row_blocks(n):
     bitwise reproducible across thread counts.
     """
     return int(min(MAX_ROW_BLOCKS, max(1, -(-n // MIN_BLOCK_ROWS))))
+
+
+def fixed_dot(a, b):
+    """Dot product of two 1-D float64 arrays whose rounding never depends on thread counts.
+
+    OpenBLAS splits a long ``ddot`` (n > ~10,000) across its threads, so ``a @ b``
+    changes in the last bits with the BLAS thread count; numpy's einsum loop does not
+    call BLAS. Use this for the n-length reductions of objectives and line searches.
+    """
+    return float(np.einsum("i,i->", a, b))
 
 
 class Design:

@@ -7,7 +7,6 @@ are then summed in block order. The result is therefore bitwise identical for an
 number of threads.
 """
 
-import numpy as np
 from numba import njit, prange
 
 __all__ = ["csr_matvec", "csr_rmatvec", "csr_normal_matvec", "sum_blocks"]

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._validation import check_vector
 from ..exceptions import NonConvexWarning
+from ..linalg._design import fixed_dot
 from ._base import Problem
 
 __all__ = ["ExpRegression", "convexity_bound"]
@@ -96,17 +97,17 @@ class ExpRegression(Problem):
                 f"sqrt(fastnewton.problems.convexity_bound(b, {f!r})) for a convex problem.",
                 NonConvexWarning, stacklevel=2)
 
-    def _loss(self, z):
-        r = self._f(z) - self.b
-        return 0.5 * float(r @ r)
+    # -- block-separable form: a separable loss, no statistics ---------------------------
+    def block_loss(self, z_blk, rows, stats):
+        r = self._f(z_blk) - self.b[rows]
+        return 0.5 * fixed_dot(r, r)
 
-    def _loss_grad(self, z):
-        fz = self._f(z)
-        r = fz - self.b
-        return 0.5 * float(r @ r), self._df(z) * r
+    def block_loss_grad(self, z_blk, rows, stats):
+        r = self._f(z_blk) - self.b[rows]
+        return 0.5 * fixed_dot(r, r), self._df(z_blk) * r
 
-    def _parts(self, z):
-        fz = self._f(z)
-        dfz = fz if self.f == "exp" else self._df(z)
-        beta = dfz * dfz + fz * (fz - self.b)  # f'^2 + f''(f - b), with f'' == f
+    def block_parts(self, z_blk, rows, stats):
+        fz = self._f(z_blk)
+        dfz = fz if self.f == "exp" else self._df(z_blk)
+        beta = dfz * dfz + fz * (fz - self.b[rows])  # f'^2 + f''(f - b), with f'' == f
         return beta, None, None

@@ -1,28 +1,65 @@
-"""Numba kernels for sketches over raw CSR arrays."""
+"""Numba kernels of the sketches, over raw arrays only.
 
+Every parallel loop writes disjoint outputs (a row of the sketch, or a block of its
+columns) and accumulates in a fixed order, so results are bitwise identical for any
+thread count.
+"""
+
+import numpy as np
 from numba import njit, prange
 
-__all__ = ["countsketch_csr"]
+__all__ = [
+    "row_sketch_csr",
+    "row_sketch_dense",
+    "countsketch_sorted_csr",
+    "dense_sketch_csr",
+    "dense_sketch_dense",
+    "fwht_inplace",
+    "srht_dense",
+    "srht_csc",
+    "srht_adjoint",
+    "sparse_sign_csr",
+    "gather_csr_rows",
+]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
-def countsketch_csr(indptr, indices, data, order, bucket_ptr, row_coef, out):
-    """out[b, :] += sum over rows i of bucket b of row_coef[i] * A[i, :].
+def row_sketch_csr(indptr, indices, data, s_ptr, s_cols, s_vals, sqrt_w, out):
+    """out[b, :] += sum_q s_vals[q] * sqrt_w[i] * A[i, :] with i = s_cols[q], q in row b of S.
 
-    ``order[bucket_ptr[b]:bucket_ptr[b + 1]]`` lists the rows hashed to bucket b in
-    increasing order; ``row_coef`` folds the sign and any row weight. Buckets are
-    processed in parallel, each written by one thread in row order: deterministic.
+    ``(s_ptr, s_cols, s_vals)`` is S in CSR form (columns = rows of A, increasing
+    within each row of S). ``sqrt_w`` of length 0 means no row weights. Rows of S are
+    processed in parallel, each by one thread in increasing row order of A.
     """
-    m = bucket_ptr.shape[0] - 1
+    m = s_ptr.shape[0] - 1
+    weighted = sqrt_w.shape[0] > 0
     for b in prange(m):
         orow = out[b]
-        for q in range(bucket_ptr[b], bucket_ptr[b + 1]):
-            i = order[q]
-            c = row_coef[i]
+        for q in range(s_ptr[b], s_ptr[b + 1]):
+            i = s_cols[q]
+            c = s_vals[q] * sqrt_w[i] if weighted else s_vals[q]
             if c == 0.0:
                 continue
             for k in range(indptr[i], indptr[i + 1]):
                 orow[indices[k]] += c * data[k]
+
+
+@njit(cache=True, parallel=True)
+def row_sketch_dense(A, s_ptr, s_cols, s_vals, sqrt_w, out):
+    """Same as :func:`row_sketch_csr` for a dense C-contiguous A (n, d)."""
+    m = s_ptr.shape[0] - 1
+    d = A.shape[1]
+    weighted = sqrt_w.shape[0] > 0
+    for b in prange(m):
+        orow = out[b]
+        for q in range(s_ptr[b], s_ptr[b + 1]):
+            i = s_cols[q]
+            c = s_vals[q] * sqrt_w[i] if weighted else s_vals[q]
+            if c == 0.0:
+                continue
+            arow = A[i]
+            for j in range(d):
+                orow[j] += c * arow[j]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -41,3 +78,176 @@ def countsketch_sorted_csr(indptr, indices, data, bucket_ptr, row_coef, out):
                 continue
             for k in range(indptr[i], indptr[i + 1]):
                 orow[indices[k]] += c * data[k]
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def dense_sketch_csr(G, row0, indptr, indices, data, sqrt_w, out):
+    """out += G @ diag(sqrt_w) A[row0 : row0 + G.shape[1]] for CSR A (G dense, (m, rows))."""
+    m, nb = G.shape
+    weighted = sqrt_w.shape[0] > 0
+    for b in prange(m):
+        orow = out[b]
+        grow = G[b]
+        for r in range(nb):
+            i = row0 + r
+            c = grow[r] * sqrt_w[i] if weighted else grow[r]
+            for k in range(indptr[i], indptr[i + 1]):
+                orow[indices[k]] += c * data[k]
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def dense_sketch_dense(G, row0, A, sqrt_w, out):
+    """out += G @ diag(sqrt_w) A[row0 : row0 + G.shape[1]] for dense A."""
+    m, nb = G.shape
+    d = A.shape[1]
+    weighted = sqrt_w.shape[0] > 0
+    for b in prange(m):
+        orow = out[b]
+        grow = G[b]
+        for r in range(nb):
+            i = row0 + r
+            c = grow[r] * sqrt_w[i] if weighted else grow[r]
+            arow = A[i]
+            for j in range(d):
+                orow[j] += c * arow[j]
+
+
+#: Rows of an (N, c) buffer transformed together in the cache-resident first stages.
+_FWHT_CHUNK_ELEMS = 16384
+
+
+@njit(cache=True)
+def fwht_inplace(buf):
+    """Unnormalized Walsh-Hadamard transform of each column of buf (N, c), N a power of two.
+
+    The stages with butterfly span below a cache-sized chunk run chunk by chunk, the
+    rest over the whole buffer; every entry sees the same additions in the same order
+    either way.
+    """
+    N, c = buf.shape
+    L = 1
+    while L < N and 2 * L * c <= _FWHT_CHUNK_ELEMS:
+        L *= 2
+    for c0 in range(0, N, L):
+        h = 1
+        while h < L:
+            for i0 in range(c0, c0 + L, 2 * h):
+                for i in range(i0, i0 + h):
+                    a = buf[i]
+                    b = buf[i + h]
+                    for j in range(c):
+                        x = a[j]
+                        y = b[j]
+                        a[j] = x + y
+                        b[j] = x - y
+            h *= 2
+    h = L
+    while h < N:
+        for i0 in range(0, N, 2 * h):
+            for i in range(i0, i0 + h):
+                a = buf[i]
+                b = buf[i + h]
+                for j in range(c):
+                    x = a[j]
+                    y = b[j]
+                    a[j] = x + y
+                    b[j] = x - y
+        h *= 2
+
+
+@njit(cache=True, parallel=True)
+def srht_dense(A, coef, N, rows, scale, cb, out):
+    """out[:, J] = scale * (H diag(coef) [A; 0])[rows, J] for column blocks J of width cb."""
+    n, d = A.shape
+    nblk = (d + cb - 1) // cb
+    m = rows.shape[0]
+    for blk in prange(nblk):
+        j0 = blk * cb
+        w = min(cb, d - j0)
+        buf = np.zeros((N, w))
+        for i in range(n):
+            c = coef[i]
+            arow = A[i]
+            brow = buf[i]
+            for j in range(w):
+                brow[j] = c * arow[j0 + j]
+        fwht_inplace(buf)
+        for t in range(m):
+            brow = buf[rows[t]]
+            for j in range(w):
+                out[t, j0 + j] = scale * brow[j]
+
+
+@njit(cache=True, parallel=True)
+def srht_csc(indptr, row_idx, data, d, coef, N, rows, scale, cb, out):
+    """:func:`srht_dense` for A given in CSC (column-pointer) form; only one column block is dense."""
+    nblk = (d + cb - 1) // cb
+    m = rows.shape[0]
+    for blk in prange(nblk):
+        j0 = blk * cb
+        w = min(cb, d - j0)
+        buf = np.zeros((N, w))
+        for j in range(w):
+            for k in range(indptr[j0 + j], indptr[j0 + j + 1]):
+                i = row_idx[k]
+                buf[i, j] = coef[i] * data[k]
+        fwht_inplace(buf)
+        for t in range(m):
+            brow = buf[rows[t]]
+            for j in range(w):
+                out[t, j0 + j] = scale * brow[j]
+
+
+@njit(cache=True, parallel=True)
+def srht_adjoint(Y, n, coef, N, rows, scale, cb, out):
+    """out = scale * diag(coef) (H P^T Y)[:n] (the adjoint of the SRHT), by column blocks."""
+    m, k = Y.shape
+    nblk = (k + cb - 1) // cb
+    for blk in prange(nblk):
+        j0 = blk * cb
+        w = min(cb, k - j0)
+        buf = np.zeros((N, w))
+        for t in range(m):
+            for j in range(w):
+                buf[rows[t], j] = Y[t, j0 + j]
+        fwht_inplace(buf)
+        for i in range(n):
+            c = scale * coef[i]
+            for j in range(w):
+                out[i, j0 + j] = c * buf[i, j]
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def sparse_sign_csr(indptr, indices, data, buckets, signs, scale, sqrt_w, out):
+    """out[b, :] += scale * signs[i, q] * sqrt_w[i] * A[i, :] with b = buckets[i, q].
+
+    Column q of ``buckets`` maps rows into the q-th block of rows of ``out`` (blocks are
+    disjoint), so the k blocks are processed in parallel, each streaming A in row
+    order and scattering into its own m/k x d slice of the output. Every output entry
+    accumulates its terms in increasing row order, as in :func:`row_sketch_csr`:
+    identical bits.
+    """
+    n = indptr.shape[0] - 1
+    k = buckets.shape[1]
+    weighted = sqrt_w.shape[0] > 0
+    for q in prange(k):
+        for i in range(n):
+            v = signs[i, q] * scale
+            c = v * sqrt_w[i] if weighted else v
+            if c == 0.0:
+                continue
+            orow = out[buckets[i, q]]
+            for p in range(indptr[i], indptr[i + 1]):
+                orow[indices[p]] += c * data[p]
+
+
+@njit(cache=True, parallel=True)
+def gather_csr_rows(indptr, indices, data, order, new_indptr, new_indices, new_data):
+    """Copy rows ``order`` of a CSR matrix into (new_indptr, new_indices, new_data) (new_indptr given)."""
+    for r in prange(order.shape[0]):
+        i = order[r]
+        src = indptr[i]
+        dst = new_indptr[r]
+        for t in range(indptr[i + 1] - src):
+            new_indices[dst + t] = indices[src + t]
+            new_data[dst + t] = data[src + t]

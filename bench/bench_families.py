@@ -1,0 +1,118 @@
+"""Benchmarks of the problem families (pytest-benchmark).
+
+Run: ``PYTHONPATH=$PWD python -m pytest bench/bench_families.py --benchmark-only``.
+Per family: the cost of one Newton-step's family work (loss, gradient and Hessian parts
+in z, plus the gradient's pass Aᵀ) relative to one pass over A, iterations of each method,
+and the end-to-end time of ``fn.minimize`` against scipy L-BFGS-B on the same loss (same
+run; recorded in ``extra_info``). MultiSoftmax: ``hessp`` against the dense Kronecker
+product at a size where both fit.
+"""
+
+import time
+
+import numpy as np
+import pytest
+import scipy.optimize
+
+import fastnewton as fn
+
+N, D = 20000, 50
+
+
+def _instances():
+    rng = np.random.default_rng(0)
+    A = fn.datasets.make_regression(N, D, nnz_per_row=5, seed=1).A
+    z = A @ (0.5 * rng.standard_normal(D))
+    s = np.exp(z - z.max())
+    soft = s / s.sum()
+    fz = np.cosh(z)
+    v = np.exp(z) + z
+    H = 20.0 * rng.standard_normal((N, 3))
+    n1 = 3 * N // 4
+    return {
+        "softmax": fn.SoftmaxRegression(A, soft, lam=1e-7),
+        "rescaled-cosh": fn.RescaledRegression(A, fz / fz.sum(), f="cosh", lam=1e-3),
+        "resnet": fn.ResNetSoftmaxRegression(A, v / v.sum(), lam=1e-7),
+        "copyright": fn.CopyrightRegression(A[:n1], soft[:n1] / soft[:n1].sum(), A[n1:],
+                                            soft[n1:] / soft[n1:].sum(), 1e-4, 0.3, lam=1e-7),
+        "twolayer": fn.TwoLayerRegression(A, H, np.logaddexp(0, H.T @ soft), w=0.3, lam=1e-9),
+    }
+
+
+INSTANCES = _instances()
+X0 = {"rescaled-cosh": np.full(D, 0.1)}
+
+
+@pytest.mark.parametrize("name", sorted(INSTANCES))
+def test_bench_family_step_vs_pass(benchmark, name):
+    prob = INSTANCES[name]
+    x = X0.get(name, np.zeros(D)) + 0.01
+    z = prob.design.matvec(x)
+
+    def family_work():
+        _, gz = prob.loss_grad_z(z)
+        prob.parts_z(z)
+        return prob.design.rmatvec(gz)
+
+    family_work()
+    reps = 20
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        prob.design.matvec(x)
+    t_pass = (time.perf_counter() - t0) / reps
+    benchmark(family_work)
+    benchmark.extra_info.update(n=prob.n, d=prob.d, nnz=prob.design.nnz,
+                                pass_seconds=t_pass,
+                                passes_per_family_step=benchmark.stats.stats.mean / t_pass)
+
+
+@pytest.mark.parametrize("name", sorted(INSTANCES))
+def test_bench_family_end_to_end(benchmark, name):
+    prob = INSTANCES[name]
+    x0 = X0.get(name, np.zeros(D))
+    info = {}
+    for method in ("exact", "sketch"):
+        t0 = time.perf_counter()
+        res = fn.minimize(prob, x0=x0, method=method, seed=0, maxiter=200)
+        info[f"{method}_nit"] = res.nit
+        info[f"{method}_seconds"] = time.perf_counter() - t0
+        info[f"{method}_success"] = bool(res.success)
+    g0 = np.linalg.norm(prob.jac(x0))
+    t0 = time.perf_counter()
+    lb = scipy.optimize.minimize(prob.fun, x0, jac=prob.jac, method="L-BFGS-B",
+                                 options={"maxiter": 20000, "gtol": 1e-8 * g0 / np.sqrt(D),
+                                          "ftol": 0.0})
+    info.update(lbfgs_nit=lb.nit, lbfgs_seconds=time.perf_counter() - t0,
+                lbfgs_rel_grad=float(np.linalg.norm(prob.jac(lb.x)) / g0))
+    benchmark.pedantic(fn.minimize, args=(prob,), kwargs=dict(x0=x0, method="exact"),
+                       rounds=1, iterations=1)
+    benchmark.extra_info.update(n=prob.n, d=prob.d, **info)
+
+
+def test_bench_multisoftmax_hessp_vs_kronecker(benchmark):
+    rng = np.random.default_rng(0)
+    n, d = 200, 10  # the Kronecker design is 40000 x 100 (32 MB)
+    A1, A2 = 0.3 * rng.standard_normal((n, d)), 0.3 * rng.standard_normal((n, d))
+    B = rng.random((n, n))
+    B /= B.sum(axis=1, keepdims=True)
+    prob = fn.MultiSoftmaxRegression(A1, A2, B, lam=1e-4)
+    x, p = 0.1 * rng.standard_normal(d * d), rng.standard_normal(d * d)
+    K = np.kron(A1, A2)
+    Bz = prob.hessian_parts(x).to_dense() if n * n <= 4000 else None
+    parts = prob.hessian_parts(x)
+
+    def dense_hessp():  # same parts, but through the materialized Kronecker design
+        return K.T @ parts.matvec((K @ p).reshape(n, n)).ravel() + prob.lam * p
+
+    reps = 10
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        ref = dense_hessp()
+    t_dense = (time.perf_counter() - t0) / reps
+    out = benchmark(prob.hessp, x, p)
+    assert np.allclose(out, ref, rtol=1e-10, atol=1e-14)
+    res = prob.solve()
+    benchmark.extra_info.update(n=n, d=d, dense_kronecker_seconds=t_dense,
+                                speedup=t_dense / benchmark.stats.stats.mean,
+                                solve_nit=res.nit, solve_cg=int(res.history["cg_iters"].sum()),
+                                bz_formed=Bz is not None)

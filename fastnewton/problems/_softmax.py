@@ -1,0 +1,106 @@
+"""Overflow-safe partial statistics shared by the softmax-type families.
+
+A block's statistics are ``[m, sum(e), sum(e**2), sum(b e), ...]`` with ``m`` the block's
+largest entry of z and ``e = exp(z - m)``; blocks are combined by rescaling every sum to
+the global maximum ``M`` (a factor ``exp(p (m - M))`` for a sum of p-th powers), the
+log-sum-exp trick, in the given (fixed) order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["combine_shifted", "rows_index", "softmax_partial", "SoftmaxStats"]
+
+
+def rows_index(rows, n):
+    """The global row indices of ``rows`` (a slice or an integer array) as an array."""
+    if isinstance(rows, slice):
+        return np.arange(n)[rows]
+    return np.asarray(rows)
+
+
+def combine_shifted(partials, powers):
+    """Combine max-shifted partial sums.
+
+    Parameters
+    ----------
+    partials : list of 1-D arrays ``[m, s_1, ..., s_k]``
+        ``m`` is the block's shift (``-inf`` for an empty block), ``s_j`` a sum of
+        ``p_j``-th powers of ``exp(z - m)`` times per-row data.
+    powers : sequence of k numbers
+        The powers ``p_j`` (0 for sums that do not involve the shift).
+
+    Returns
+    -------
+    ndarray ``[M, S_1, ..., S_k]`` with ``M = max m`` and ``S_j = sum exp(p_j (m - M)) s_j``.
+    """
+    P = np.asarray([np.asarray(p, dtype=np.float64) for p in partials])
+    m = P[:, 0]
+    M = float(m.max())
+    out = np.zeros(P.shape[1])
+    out[0] = M
+    powers = np.asarray(powers, dtype=np.float64)
+    for row in P:  # fixed order
+        if row[0] == -np.inf:
+            continue
+        scale = np.exp(powers * (row[0] - M)) if np.isfinite(M) else np.ones_like(powers)
+        out[1:] += scale * row[1:]
+    return out
+
+
+def softmax_partial(z_blk, b_blk):
+    """``[m, sum e, sum e^2, sum b e, sum b^2]`` of one block, ``e = exp(z - m)``."""
+    if z_blk.shape[0] == 0:
+        return np.array([-np.inf, 0.0, 0.0, 0.0, 0.0])
+    m = float(z_blk.max())
+    e = np.exp(z_blk - m)
+    return np.array([m, e.sum(), e @ e, b_blk @ e, b_blk @ b_blk])
+
+
+#: powers of the entries of softmax_partial after the shift
+SOFTMAX_POWERS = (1, 2, 1, 0)
+
+
+class SoftmaxStats:
+    """Global statistics of ``s = softmax(z)`` against a target ``b``.
+
+    Attributes: ``M`` (max of z), ``S`` (sum exp(z - M)), ``ss = <s, s>``,
+    ``bs = <b, s>``, ``bb = <b, b>``, ``sc = <s, s - b>``.
+    """
+
+    __slots__ = ("M", "S", "ss", "bs", "bb", "sc")
+
+    def __init__(self, combined):
+        M, S, S2, Sb, Sbb = combined
+        self.M, self.S = M, S
+        self.ss = S2 / (S * S)
+        self.bs = Sb / S
+        self.bb = Sbb
+        self.sc = self.ss - self.bs
+
+    def s(self, z_blk):
+        """The block of softmax(z)."""
+        return np.exp(z_blk - self.M) / self.S
+
+    def loss(self):
+        """½‖s - b‖² from the statistics alone (cancels when s ≈ b; used for γ/ℓ)."""
+        return 0.5 * (self.ss - 2.0 * self.bs + self.bb)
+
+
+def softmax_block(stats, z_blk, b_blk):
+    """Partial loss, gradient block and parts of ½‖softmax(z) − b‖² on one row block.
+
+    Returns ``(loss_blk, grad_blk, beta_blk, U_blk, C)`` with (MATH.md)
+    grad = s∘c − <s,c> s, c = s − b; beta = s∘(2s − b) + <b − s, s> s;
+    U = [s, s∘(2s − b)]; C = [[<3s − 2b, s>, −1], [−1, 0]].
+    """
+    s = stats.s(z_blk)
+    c = s - b_blk
+    loss = 0.5 * float(c @ c)
+    grad = s * c - stats.sc * s
+    v = s * (2.0 * s - b_blk)
+    beta = v - stats.sc * s
+    U = np.column_stack([s, v])
+    C = np.array([[3.0 * stats.ss - 2.0 * stats.bs, -1.0], [-1.0, 0.0]])
+    return loss, grad, beta, U, C

@@ -1,0 +1,251 @@
+"""Design products, exact Gram and CountSketch vs dense formulas; thread-count invariance."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastnewton._threads import thread_limit
+from fastnewton.hessian import DiagLowRank, gram, sketched_gram, weighted_gram
+from fastnewton.hessian import _gram as gram_module
+from fastnewton.linalg import Design
+from fastnewton.linalg._design import n_row_blocks
+from fastnewton.sketch import CountSketch
+
+
+FORMATS = ("csr_matrix", "csr_array", "csc_matrix", "csc_array", "coo_matrix", "coo_array",
+           "dense")
+
+
+def assert_close(got, ref, rtol=1e-12):
+    """max |got - ref| <= rtol * max |ref| (relative to the scale of the result)."""
+    got, ref = np.asarray(got), np.asarray(ref)
+    assert got.shape == ref.shape
+    assert got.dtype == np.float64
+    scale = np.abs(ref).max()
+    err = np.abs(got - ref).max()
+    assert err <= rtol * scale, f"max error {err:.3e} vs scale {scale:.3e}"
+
+
+def make_matrix(rng, n, d, fmt, index_dtype=np.int32, dtype=np.float64, density=0.1):
+    """A random n x d matrix in format ``fmt`` with the given index and value dtypes.
+
+    Returns (matrix, dense float64 copy of its values as stored, i.e. after the dtype cast).
+    """
+    A = sp.random_array((n, d), density=density, rng=rng, format="csr",
+                        data_sampler=rng.standard_normal).astype(dtype)
+    A.sum_duplicates()
+    ref = A.toarray().astype(np.float64)
+    if fmt == "dense":
+        return A.toarray(), ref
+    kind, container = fmt.split("_")
+    A = getattr(A, "to" + kind)()
+    if container == "matrix":
+        A = {"csr": sp.csr_matrix, "csc": sp.csc_matrix, "coo": sp.coo_matrix}[kind](A)
+    if kind == "coo":
+        if container == "array":
+            A.coords = tuple(c.astype(index_dtype) for c in A.coords)
+        else:
+            A.row, A.col = A.row.astype(index_dtype), A.col.astype(index_dtype)
+    else:
+        A.indices = A.indices.astype(index_dtype)
+        A.indptr = A.indptr.astype(index_dtype)
+    assert A.dtype == dtype
+    return A, ref
+
+
+MATRIX_CASES = [(fmt, idx, dt) for fmt in FORMATS for idx in (np.int32, np.int64)
+                for dt in (np.float32, np.float64) if not (fmt == "dense" and idx == np.int64)]
+
+
+def _ids(case):
+    fmt, idx, dt = case
+    return f"{fmt}-{np.dtype(idx).name}-{np.dtype(dt).name}"
+
+
+@pytest.mark.parametrize("case", MATRIX_CASES, ids=[_ids(c) for c in MATRIX_CASES])
+def test_design_products_match_dense(rng, case):
+    fmt, idx, dt = case
+    n, d = 300, 17
+    A, Ad = make_matrix(rng, n, d, fmt, idx, dt)
+    design = Design(A)
+    if fmt in ("csr_matrix", "csr_array"):
+        assert design.A.indices.dtype == idx  # CSR index width kept (scipy's tocsr may shrink it)
+    if fmt != "dense":
+        assert design.dtype == dt  # float32 kept for sparse A
+    x = rng.standard_normal(d)
+    y = rng.standard_normal(n)
+    beta = rng.standard_normal(n)  # includes negative entries
+    y[::7] = 0.0  # zeros take the skip branch of the transpose kernel
+    assert_close(design.matvec(x), Ad @ x)
+    assert_close(design.rmatvec(y), Ad.T @ y)
+    out, t = design.normal_matvec(beta, x)
+    assert_close(t, Ad @ x)
+    assert_close(out, Ad.T @ (beta * (Ad @ x)))
+    P = rng.standard_normal((d, 3))
+    U = rng.standard_normal((n, 3))
+    assert_close(design.matmat(P), Ad @ P)
+    assert_close(design.rmatmat(U), Ad.T @ U)
+
+
+@pytest.fixture(params=["streaming", "csc"])
+def gram_path(request, monkeypatch):
+    """Run the exact Gram through its row-block streaming kernel or its CSC fallback."""
+    if request.param == "csc":
+        # budget below one d x d buffer: forces the column-parallel kernel over CSC
+        monkeypatch.setattr(gram_module, "GRAM_BUFFER_BYTES", 8)
+    return request.param
+
+
+@pytest.mark.parametrize("case", MATRIX_CASES, ids=[_ids(c) for c in MATRIX_CASES])
+def test_gram_matches_dense(rng, case, gram_path):
+    fmt, idx, dt = case
+    n, d, k = 257, 13, 2
+    A, Ad = make_matrix(rng, n, d, fmt, idx, dt, density=0.3)
+    beta = rng.standard_normal(n)  # negative entries too
+    assert_close(weighted_gram(A, beta), Ad.T @ (beta[:, None] * Ad))
+    U = rng.standard_normal((n, k))
+    C = rng.standard_normal((k, k))
+    C = C + C.T
+    parts = DiagLowRank(beta, U, C)
+    ridge = 0.37
+    H = gram(A, parts, ridge=ridge)
+    ref = Ad.T @ parts.to_dense() @ Ad + ridge * np.eye(d)
+    assert_close(H, ref)
+    assert np.array_equal(H, H.T)
+    assert_close(gram(A, DiagLowRank(beta)), Ad.T @ (beta[:, None] * Ad))
+
+
+def test_gram_path_fixture_switches_kernel(monkeypatch):
+    """The fixture above really selects different kernels (guards the test's premise)."""
+    assert gram_module.gram_row_blocks(100, 10) == 1
+    assert 10 * 10 <= gram_module.GRAM_BUFFER_BYTES // 8
+    monkeypatch.setattr(gram_module, "GRAM_BUFFER_BYTES", 8)
+    assert 10 * 10 > gram_module.GRAM_BUFFER_BYTES // 8
+
+
+@pytest.mark.parametrize("fmt", ["csr_array", "coo_matrix", "dense"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_countsketch_apply_matches_dense(rng, fmt, weighted):
+    n, d, m = 400, 11, 37
+    A, Ad = make_matrix(rng, n, d, fmt, density=0.2)
+    S = CountSketch(m, n, seed=int(rng.integers(2**32)))
+    Sd = S.to_dense()
+    # one +-1 per column of S
+    assert Sd.shape == (m, n)
+    assert np.array_equal(np.abs(Sd).sum(axis=0), np.ones(n))
+    w = None
+    if weighted:
+        w = rng.uniform(0, 3, n)
+        w[::5] = 0.0
+    ref = Sd @ (Ad if w is None else np.sqrt(w)[:, None] * Ad)
+    assert_close(S.apply(A, row_weights=w), ref)
+    # as the driver calls it: on a Design, reordered layout or not, same bits
+    design = Design(A)
+    a = CountSketch(m, n, seed=7, reorder=True)
+    b = CountSketch(m, n, seed=7, reorder=False)
+    Sa = a.to_dense()
+    assert np.array_equal(Sa, b.to_dense())
+    ra = a.apply(design, row_weights=w)
+    ra2 = a.apply(design, row_weights=w)  # reuses the cached reordered layout
+    rb = b.apply(design, row_weights=w)
+    assert np.array_equal(ra, rb)
+    assert np.array_equal(ra, ra2)
+    assert_close(ra, Sa @ (Ad if w is None else np.sqrt(w)[:, None] * Ad))
+    # a vector input
+    v = rng.standard_normal(n)
+    assert_close(a.apply(v), Sa @ v)
+
+
+def test_countsketch_row_blocks_add_up(rng):
+    """apply_rows over a partition of the rows sums to apply on the whole matrix."""
+    n, d, m = 500, 7, 23
+    A, Ad = make_matrix(rng, n, d, "csr_array", density=0.3)
+    w = rng.uniform(0, 2, n)
+    S = CountSketch(m, n, seed=3)
+    whole = S.apply(A, row_weights=w)
+    cuts = [0, 120, 121, 380, n]
+    parts = sum(S.apply_rows(A[lo:hi], lo, row_weights=w[lo:hi]) for lo, hi in zip(cuts, cuts[1:]))
+    assert_close(parts, whole)
+
+
+def test_sketched_gram_matches_dense(rng):
+    n, d, m = 300, 9, 40
+    A, Ad = make_matrix(rng, n, d, "csr_array", density=0.3)
+    beta = rng.standard_normal(n)
+    U = rng.standard_normal((n, 1))
+    C = np.array([[0.5]])
+    S = CountSketch(m, n, seed=11)
+    H = sketched_gram(A, DiagLowRank(beta, U, C), S, ridge=0.2)
+    SA = S.to_dense() @ (np.sqrt(np.maximum(beta, 0))[:, None] * Ad)
+    ref = SA.T @ SA + (Ad.T @ U) @ C @ (Ad.T @ U).T + 0.2 * np.eye(d)
+    assert_close(H, ref)
+
+
+# -- thread-count invariance ------------------------------------------------------------
+
+def _all_products(A, rng_seed):
+    """Every kernel product on A, computed with the current thread settings."""
+    rng = np.random.default_rng(rng_seed)
+    design = Design(A)
+    n, d = design.shape
+    x = rng.standard_normal(d)
+    y = rng.standard_normal(n)
+    beta = rng.standard_normal(n)
+    U = rng.standard_normal((n, 2))
+    out = {
+        "matvec": design.matvec(x),
+        "rmatvec": design.rmatvec(y),
+        "normal": np.concatenate(design.normal_matvec(beta, x)),
+        "weighted_gram": weighted_gram(design, beta),
+        "gram_lowrank": gram(design, DiagLowRank(beta, U, np.eye(2)), ridge=0.1),
+    }
+    for reorder in (True, False):
+        S = CountSketch(64, n, seed=5, reorder=reorder)
+        out[f"countsketch_{reorder}"] = S.apply(design, row_weights=np.abs(beta))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bitwise_identical_for_1_and_2_threads(rng, dtype, gram_path):
+    n, d = 3 * 4096 + 123, 40  # several row blocks
+    assert n_row_blocks(n) >= 3
+    assert gram_module.gram_row_blocks(n, d) >= 3 or gram_path == "csc"
+    A, Ad = make_matrix(rng, n, d, "csr_array", np.int32, dtype, density=0.05)
+    seed = int(rng.integers(2**32))
+    with thread_limit(1):
+        one = _all_products(A, seed)
+    with thread_limit(2):
+        two = _all_products(A, seed)
+    for key in one:
+        assert np.array_equal(one[key], two[key]), key
+    # and still right at this size
+    r = np.random.default_rng(seed)
+    x = r.standard_normal(d)
+    y = r.standard_normal(n)
+    beta = r.standard_normal(n)
+    assert_close(one["matvec"], Ad @ x)
+    assert_close(one["rmatvec"], Ad.T @ y)
+    assert_close(one["weighted_gram"], Ad.T @ (beta[:, None] * Ad))
+    assert_close(one["countsketch_True"], one["countsketch_False"], rtol=0)
+
+
+def test_two_threads_really_available():
+    """Thread invariance above is vacuous on a 1-thread numba: make sure 2 are usable."""
+    import numba
+
+    with thread_limit(2):
+        assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
+    assert numba.config.NUMBA_NUM_THREADS >= 2
+
+
+def test_fixed_dot_ignores_blas_threads(rng):
+    """Long n-vector reductions (objective, line search) must not depend on BLAS threads."""
+    from fastnewton.linalg._design import fixed_dot
+
+    a, b = rng.standard_normal(50_000), rng.standard_normal(50_000)
+    with thread_limit(1):
+        one = fixed_dot(a, b)
+    with thread_limit(2):
+        two = fixed_dot(a, b)
+    assert one == two
+    assert one == pytest.approx(float(np.dot(a, b)), rel=1e-12, abs=1e-12 * np.abs(a * b).sum())

@@ -1,0 +1,210 @@
+"""The report generator on small synthetic pytest-benchmark JSON files."""
+
+import builtins
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fastnewton import report
+
+
+def _bench(name, median, **extra):
+    return {"name": name, "group": None,
+            "stats": {"median": median, "mean": median, "min": 0.5 * median},
+            "extra_info": extra}
+
+
+def _grid(n, k, d, suite, op, median, **extra):
+    return _bench(f"{op}[{n}-{k}-{d}]", median, suite=suite, op=op, n=n, nnz_per_row=k, d=d,
+                  nnz=n * k, **extra)
+
+
+def _write(tmp_path, benchmarks, name="results.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"machine_info": {"cpu": {"brand_raw": "TestCPU", "count": 2},
+                                                 "python_version": "3.11"},
+                                "commit_info": {"id": "0123456789abcdef", "dirty": False},
+                                "datetime": "2026-01-01T00:00:00", "benchmarks": benchmarks}))
+    return path
+
+
+def _synthetic(a_nnz=1.0, b_d=3.0):
+    """Grid benchmarks with known laws: newton_sketch ∝ nnz^a_nnz, cholesky ∝ d^b_d."""
+    out = []
+    for n, k, d in [(100_000, 20, 300), (300_000, 20, 300), (1_000_000, 20, 300),
+                    (300_000, 5, 300), (300_000, 20, 100), (300_000, 20, 1000)]:
+        nnz = n * k
+        mv = 1e-9 * nnz
+        chol = 1e-9 * d ** b_d
+        out += [_grid(n, k, d, "floor", "scipy_matvec", mv),
+                _grid(n, k, d, "floor", "cholesky", chol),
+                _grid(n, k, d, "floor", "memcopy", 0.5 * mv),
+                _grid(n, k, d, "newton", "newton_sketch", 2e-9 * nnz ** a_nnz,
+                      phases={"gradient": 0.5, "sketch": 0.25, "factor": 0.25})]
+    return out
+
+
+def test_fit_power_recovers_exact_laws():
+    x = np.array([1e5, 3e5, 1e6, 3e6])
+    fit = report.fit_power(x, 4e-9 * x ** 0.93)
+    assert fit.exponent == pytest.approx(0.93, abs=1e-12)
+    assert fit.coef == pytest.approx(4e-9, rel=1e-9)
+    assert fit.local_range == pytest.approx((0.93, 0.93), abs=1e-12)
+    assert fit.x_range == (1e5, 3e6) and fit.points == 4
+    assert fit.stderr == pytest.approx(0.0, abs=1e-9)
+    np.testing.assert_allclose(fit.predict(x), 4e-9 * x ** 0.93, rtol=1e-9)
+
+
+def test_fit_power_matches_numpy_polyfit_on_noisy_data(rng):
+    x = np.repeat([1e4, 1e5, 1e6], 2)
+    t = 1e-8 * x ** 1.1 * np.exp(0.1 * rng.standard_normal(x.size))
+    fit = report.fit_power(x, t)
+    slope, intercept = np.polyfit(np.log(x), np.log(t), 1)
+    assert fit.exponent == pytest.approx(slope, rel=1e-10)
+    assert fit.coef == pytest.approx(math.exp(intercept), rel=1e-8)
+    # local slopes use the mean log-time at each x
+    lt = np.log(t).reshape(3, 2).mean(axis=1)
+    slopes = np.diff(lt) / np.diff(np.log([1e4, 1e5, 1e6]))
+    assert fit.local_range == pytest.approx((slopes.min(), slopes.max()), rel=1e-10)
+    assert fit.stderr > 0
+
+
+@pytest.mark.parametrize("x, t, match", [
+    ([1.0, 1.0], [1.0, 2.0], "two distinct x"),
+    ([1.0, 2.0], [1.0, 0.0], "positive"),
+    ([1.0, 2.0], [1.0], "same length"),
+])
+def test_fit_power_rejects_bad_input(x, t, match):
+    with pytest.raises(ValueError, match=match):
+        report.fit_power(x, t)
+
+
+def test_scaling_fits_from_json(tmp_path):
+    records, _ = report.load_records(_write(tmp_path, _synthetic(a_nnz=0.97, b_d=2.8)))
+    fits = report.scaling_fits(records)
+    nnz_fit = fits[("nnz", "newton_sketch", 300)]
+    assert nnz_fit.exponent == pytest.approx(0.97, abs=1e-10)
+    # d = 300 was measured at (n, nnz/row) = (1e5, 20), (3e5, 20), (1e6, 20), (3e5, 5)
+    assert nnz_fit.points == 4 and nnz_fit.x_range == (1.5e6, 2e7)
+    assert fits[("d", "cholesky", (300_000, 20))].exponent == pytest.approx(2.8, abs=1e-10)
+    assert fits[("d", "scipy_matvec", (300_000, 20))].exponent == pytest.approx(0.0, abs=1e-10)
+    # a single d at (1e5, 20): no d fit there
+    assert ("d", "cholesky", (100_000, 20)) not in fits
+
+
+def test_size_table_ratios(tmp_path):
+    bench = [_grid(1000, 5, 10, "floor", "scipy_matvec", 2e-3),
+             _grid(1000, 5, 10, "floor", "cholesky", 1e-3),
+             _grid(1000, 5, 10, "floor", "memcopy", 4e-3),
+             _grid(1000, 5, 10, "newton", "newton_sketch", 12e-3)]
+    records, _ = report.load_records(_write(tmp_path, bench))
+    text = report.size_tables(records)
+    row = next(line for line in text.splitlines() if line.startswith("| newton_sketch"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells == ["newton_sketch", "newton", "12.00 ms", "6×", "4×", "3×"]
+
+
+def _e2e(op, median, converged, capped=False, solver=None, **extra):
+    return _bench(op, median, suite="e2e", op=op, solver=solver or op, n=1000, nnz_per_row=5,
+                  d=10, nnz=5000, cond=1e4, converged=converged, capped=capped,
+                  rel_grad=1e-9 if converged else 1e-5, curve_t=[0.0, median],
+                  curve_g=[1.0, 1e-9 if converged else 1e-5], **extra)
+
+
+def test_e2e_speedups_and_lower_bounds(tmp_path):
+    bench = [_e2e("fastnewton_sketch", 2.0, True, solver="fastnewton"),
+             _e2e("fastnewton_exact", 4.0, True, solver="fastnewton"),
+             _e2e("scipy_lbfgsb", 300.0, False, capped=True, time_cap=300.0),
+             _e2e("scipy_trust_ncg", 20.0, True),
+             _e2e("scipy_newton_cg", 10.0, False)]  # stopped early without converging
+    records, _ = report.load_records(_write(tmp_path, bench))
+    (fast, peers), = report.e2e_summary(records).values()
+    best, speedups, vs_best = report.e2e_speedups(fast, peers)
+    assert best.op == "fastnewton_sketch"
+    assert speedups == {"scipy_lbfgsb": (150.0, True), "scipy_trust_ncg": (10.0, False),
+                        "scipy_newton_cg": (5.0, True)}
+    assert vs_best == (5.0, True)
+    text = report.e2e_tables(records)
+    assert "| scipy_lbfgsb | ≥ 300.00 s | capped at 300 s |" in text
+    assert "≥ 150×" in text and "| 10× |" in text
+    assert "speedup over the best peer: ≥ 5×" in text
+
+
+def test_e2e_without_converged_fastnewton_gives_no_speedup(tmp_path):
+    bench = [_e2e("fastnewton_sketch", 2.0, False, solver="fastnewton"),
+             _e2e("scipy_lbfgsb", 3.0, True)]
+    records, _ = report.load_records(_write(tmp_path, bench))
+    (fast, peers), = report.e2e_summary(records).values()
+    assert report.e2e_speedups(fast, peers) == (None, {}, None)
+    assert "speedup over the best peer" not in report.e2e_tables(records)
+
+
+def test_thread_speedups(tmp_path):
+    bench = [_bench(f"t{t}", m, suite="threads", op="matvec", threads=t, n=10, nnz_per_row=1,
+                    d=2, nnz=10) for t, m in ((1, 10e-3), (2, 6e-3))]
+    records, _ = report.load_records(_write(tmp_path, bench))
+    sp = report.thread_speedups(records)
+    assert sp[("matvec", (10, 1, 2))][2] == (6e-3, pytest.approx(10 / 6))
+    assert "6.00 ms (1.67×)" in report.thread_table(records)
+
+
+def test_phase_table_shares(tmp_path):
+    records, _ = report.load_records(_write(tmp_path, _synthetic()[:4]))
+    row = next(line for line in report.phase_table(records).splitlines()
+               if line.startswith("| newton_sketch"))
+    assert "| 50% | 25% | 0% | 25% | 0% | 0% |" in row
+
+
+def test_load_rejects_other_json(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps([1, 2]))
+    with pytest.raises(ValueError, match="not a pytest-benchmark JSON"):
+        report.load_records(path)
+    assert report.main([str(path), "-o", str(tmp_path / "out")]) == 2
+
+
+def test_main_writes_report_with_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = _write(tmp_path, _synthetic() + [
+        _e2e("fastnewton_sketch", 2.0, True, solver="fastnewton"),
+        _e2e("scipy_lbfgsb", 30.0, False, capped=True, time_cap=30.0)])
+    out = tmp_path / "rep"
+    assert report.main([str(path), "-o", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "TestCPU" in text and "commit 0123456789" in text
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert "time_vs_nnz_d300.png" in pngs and "convergence_0.png" in pngs
+    assert "time_vs_d_n300000_k20.png" in pngs
+    for name in pngs:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"![{name}]({name})" in text
+
+
+def test_report_without_matplotlib_has_tables_and_a_note(tmp_path, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("no matplotlib here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    out = tmp_path / "rep"
+    report.write_report(_write(tmp_path, _synthetic()), out)
+    text = (out / "report.md").read_text()
+    assert "matplotlib is not installed" in text
+    assert "| newton_sketch | time ∝ nnz^a | d=300 | 1.000" in text
+    assert not list(out.glob("*.png"))
+
+
+def test_min_statistic(tmp_path):
+    path = _write(tmp_path, _synthetic())
+    med, _ = report.load_records(path)
+    low, _ = report.load_records(path, stat="min")
+    assert [r.median for r in low] == [0.5 * r.median for r in med]
+    with pytest.raises(ValueError, match="stat must be"):
+        report.load_records(path, stat="mean")
+    assert report.main([str(path), "-o", str(tmp_path / "o"), "--no-plots", "--stat", "min"]) == 0
+    assert "Minima over rounds" in (tmp_path / "o" / "report.md").read_text()

@@ -43,7 +43,7 @@ def _blocks(data, n_blocks, with_rows=False):
 
 @pytest.mark.parametrize("method, f, partitions", [
     ("exact", "exp", (1, 2, 3, 7)), ("sketch", "exp", (1, 2, 3, 7)),
-    ("sketch", "sinh", (2, 7)), ("exact", "cosh", (3,))])
+    ("pcg", "exp", (1, 3)), ("sketch", "sinh", (2, 7)), ("exact", "cosh", (3,))])
 def test_matches_single_process_for_any_partition(client, method, f, partitions):
     data = _data(f)
     w = data.w
@@ -66,6 +66,39 @@ def test_matches_single_process_for_any_partition(client, method, f, partitions)
         assert abs(res.fun - ref.fun) <= 1e-12 * abs(ref.fun)
 
 
+def _softmax_family_case(family):
+    data = _data("exp", seed=5)
+    z = data.A @ data.x_true
+    s = np.exp(z - z.max())
+    s /= s.sum()
+    if family == "resnet":
+        v = np.exp(z) + z
+        s = v / v.sum()
+    kwargs = {"f": "exp"} if family == "rescaled" else {}
+    return data, {"b": s}, kwargs
+
+
+@pytest.mark.parametrize("family, method, partitions", [
+    ("softmax", "sketch", (1, 3)), ("softmax", "pcg", (2,)), ("rescaled", "exact", (3,)),
+    ("rescaled", "pcg", (1, 2)), ("resnet", "sketch", (2,)), ("resnet", "pcg", (7,))])
+def test_families_with_global_statistics(client, family, method, partitions):
+    data, arrays, kwargs = _softmax_family_case(family)
+    prob = fn.problems.PROBLEMS[family](data.A, **arrays, lam=1e-3, **kwargs)
+    opts = dict(method=method, seed=3, tol=1e-10, sketch_size=30 * D)
+    ref = fn.minimize(prob, **opts)
+    assert ref.success
+    for n_blocks in partitions:
+        cuts = np.linspace(0, N, n_blocks + 1).astype(int)
+        blocks = [{"A": data.A[a:b], **{k: v[a:b] for k, v in arrays.items()}}
+                  for a, b in zip(cuts[:-1], cuts[1:])]
+        dp = DistributedProblem.from_blocks(family, blocks, client=client, lam=1e-3, **kwargs)
+        res = dminimize(dp, **opts)
+        assert res.success, res.message
+        assert np.linalg.norm(res.x - ref.x) <= 1e-10 * np.linalg.norm(ref.x)
+        if method == "pcg":
+            assert res.history["inner_iters"][1:].min() >= 1
+
+
 def test_partial_sketches_reduce_to_the_global_sketch(client):
     data = _data("exp")
     S = fn.sketch.CountSketch(64, N, seed=3)
@@ -86,7 +119,8 @@ def test_communication_does_not_grow_with_n(client):
             "exp", [{"A": data.A[: n_rows // 2], "b": data.b[: n_rows // 2], "w": data.w[: n_rows // 2]},
                     {"A": data.A[n_rows // 2:], "b": data.b[n_rows // 2:], "w": data.w[n_rows // 2:]}],
             client=client)
-        res = dminimize(dp, method="sketch", seed=1, sketch_size=8 * D, maxiter=3, tol=0.0)
+        with pytest.warns(fn.ConvergenceWarning):  # maxiter=3 on purpose
+            res = dminimize(dp, method="sketch", seed=1, sketch_size=8 * D, maxiter=3, tol=0.0)
         per_step.append(np.diff(res.history["bytes"])[1:].max())
     assert per_step[1] <= per_step[0] * 1.01
 

@@ -17,7 +17,7 @@ from ..hessian import gram
 from ..problems import PROBLEMS
 from ..sketch import make_sketch
 
-__all__ = ["Block", "load_source", "source_shape", "build_block", "block_stats",
+__all__ = ["Block", "load_source", "source_shape", "build_block", "block_stats", "block_combine",
            "block_derivatives", "block_curvatures", "block_trial_stats", "block_trial_loss"]
 
 _CACHE_SIZE = 6
@@ -108,26 +108,34 @@ def build_block(source, row_start, family, kwargs):
         return Block(cls(**args), row_start)
 
 
+def _rows(block):
+    return slice(0, block.n)
+
+
 def _stats(block, z):
-    fn = getattr(block.problem, "partial_stats", None)
-    return np.zeros(0) if fn is None else np.asarray(fn(z, slice(0, block.n)), dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return np.asarray(block.problem.partial_stats(z, _rows(block)), dtype=np.float64)
 
 
 def _loss_grad(block, z, stats):
-    fn = getattr(block.problem, "block_loss_grad", None)
-    if fn is None:
-        return block.problem.loss_grad_z(z)
-    return fn(z, slice(0, block.n), stats)
+    return block.problem.block_loss_grad_z(z, _rows(block), stats)
 
 
 def _parts(block, z, stats):
-    fn = getattr(block.problem, "block_parts", None)
-    if fn is None:
-        return block.problem.parts_z(z)
     from ..hessian import DiagLowRank
 
-    out = fn(z, slice(0, block.n), stats)
-    return out if isinstance(out, DiagLowRank) else DiagLowRank(*out)
+    return DiagLowRank(*block.problem.block_parts_z(z, _rows(block), stats))
+
+
+def block_combine(block, partials):
+    """Global statistics from the partials (fixed order) and the loss term they carry.
+
+    Runs on a worker because ``combine_stats`` is a method of the family (any block's
+    instance will do: it only uses the family's global parameters).
+    """
+    stats = block.problem.combine_stats(partials)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return stats, float(block.problem.stats_loss(stats))
 
 
 def block_stats(block, x):
@@ -147,6 +155,8 @@ def block_derivatives(block, x, stats, model):
     with thread_limit(_worker_threads()):
         z = block.product(x)
         loss, gz = _loss_grad(block, z, stats)
+        if not np.isfinite(loss):
+            return {"loss": np.inf, "grad": np.full(block.problem.d, np.nan)}
         out = {"loss": float(loss), "grad": block.problem.design.rmatvec(gz)}
         if model is None:
             return out
@@ -202,8 +212,13 @@ def block_trial_loss(block, x, dirs, coefs, t, stats):
     """Partial loss at x + t q, q = sum coefs[k] dirs[k], given the global statistics."""
     with thread_limit(_worker_threads()):
         z = _trial_z(block, x, dirs, coefs, t)
-        if getattr(block.problem, "block_loss_grad", None) is None:
-            return block.problem.loss_z(z)
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             loss = float(_loss_grad(block, z, stats)[0])
         return loss if np.isfinite(loss) else np.inf
+
+
+def block_hessp(block, x, stats, v):
+    """The block's share of the Hessian-vector product: A_k^T (beta_k * (A_k v))."""
+    with thread_limit(_worker_threads()):
+        parts = _parts(block, block.product(x), stats)
+        return block.problem.design.normal_matvec(parts.beta, v)[0]

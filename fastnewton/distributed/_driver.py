@@ -17,17 +17,16 @@ import numpy as np
 from .._steps import default_sketch_size
 from .._validation import check_scalar, check_x
 from ..exceptions import ConvergenceWarning, ValidationError
-from ..linalg import shifted_cholesky
+from ..linalg import pcg, shifted_cholesky
 from ..newton import (_EPS, _MESSAGES, CONVERGED_DECREMENT, CONVERGED_GRADIENT,
                       LINE_SEARCH_FAILED, MAXITER, NON_FINITE, STOPPED_BY_CALLBACK,
                       NewtonResult, subspace_coefficients)
-from ..problems import PROBLEMS
 from . import _blocks
 from ._problem import DistributedProblem
 
 __all__ = ["minimize"]
 
-METHODS = ("exact", "sketch")
+METHODS = ("exact", "sketch", "pcg")
 
 
 def _nbytes(obj):
@@ -48,7 +47,6 @@ class _Session:
         self.model = model
         self.bytes = 0
         self.has_stats = True
-        self._combine = getattr(PROBLEMS[problem.family], "combine_stats", None)
 
     def _map(self, func, *args):
         out = self.problem.map(func, *args)
@@ -56,19 +54,28 @@ class _Session:
         return out
 
     def stats(self, func, *args):
+        """Global statistics (and their loss term) from one round of partial statistics.
+
+        Families without statistics (row-separable losses) skip the round trips once
+        their partials are seen to be empty.
+        """
         if not self.has_stats:
-            return None
+            return None, 0.0
         parts = self._map(func, *args)
         if all(np.asarray(p).size == 0 for p in parts):
             self.has_stats = False
-            return None
-        return self._combine(parts) if self._combine is not None else None
+            return None, 0.0
+        fut = self.problem.client.submit(_blocks.block_combine, self.problem.blocks[0],
+                                         parts, pure=False)
+        stats, stats_loss = fut.result()
+        self.bytes += _nbytes(parts) + 64
+        return stats, stats_loss
 
     def evaluate(self, x, lam, with_model):
-        stats = self.stats(_blocks.block_stats, x)
+        stats, stats_loss = self.stats(_blocks.block_stats, x)
         outs = self._map(_blocks.block_derivatives, x, stats,
                          self.model if with_model else None)
-        f = 0.0
+        f = stats_loss
         g = np.zeros_like(x)
         for o in outs:  # fixed block order
             f += o["loss"]
@@ -90,11 +97,9 @@ def _model_hessian(outs, lam, d):
         for o in outs[1:]:
             SA += o["SA"]
         H = SA.T @ SA
-    if "AU" in outs[0]:
-        AU = outs[0]["AU"].copy()
-        for o in outs[1:]:
-            AU += o["AU"]
-        H += AU @ outs[0]["C"] @ AU.T
+    AU, C = _low_rank(outs)
+    if AU is not None:
+        H += AU @ C @ AU.T
     H[np.diag_indices(d)] += lam
     return H
 
@@ -104,8 +109,9 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
              verbose=False, armijo=1e-4, max_backtracks=60):
     """Minimize a :class:`DistributedProblem` by (approximate) Newton steps on Dask.
 
-    Same options and result as :func:`fastnewton.minimize` (methods ``"exact"`` and
-    ``"sketch"``). With the same integer ``seed`` the sketch is the one the single-process
+    Same options and result as :func:`fastnewton.minimize` (methods ``"exact"``,
+    ``"sketch"`` and ``"pcg"``; for ``pcg`` each CG iteration is one round trip, and the
+    preconditioner is re-sketched every step). With the same integer ``seed`` the sketch is the one the single-process
     solver draws, so both reach the same minimizer (to rounding: reductions over blocks
     add in a different order than reductions over threads). ``res.history["bytes"]``
     and ``res.timings["bytes"]`` count the bytes moved between client and workers.
@@ -130,7 +136,7 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
     check_scalar(seed, "seed", low=0, integer=True)
     n, d, lam = problem.n, problem.d, problem.lam
     x = np.zeros(d) if x0 is None else check_x(x0, d, "x0").copy()
-    if method == "sketch":
+    if method in ("sketch", "pcg"):
         m = default_sketch_size(n, d) if sketch_size is None else sketch_size
         check_scalar(m, "sketch_size", low=1, integer=True)
         if not isinstance(sketch, str):
@@ -148,14 +154,16 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
     if not np.isfinite(f):
         raise ValidationError("the objective is not finite at x0")
     gnorm = g0norm = float(np.linalg.norm(g))
-    hist = {k: [] for k in ("fun", "grad_norm", "step_size", "sketch_size", "shift", "bytes", "time")}
+    hist = {k: [] for k in ("fun", "grad_norm", "step_size", "inner_iters", "sketch_size",
+                            "shift", "bytes", "time")}
 
-    def record(step, shift):
-        for k, v in (("fun", f), ("grad_norm", gnorm), ("step_size", step), ("sketch_size", m if step else 0),
-                     ("shift", shift), ("bytes", sess.bytes), ("time", time.perf_counter() - t_start)):
+    def record(step, shift, inner):
+        for k, v in (("fun", f), ("grad_norm", gnorm), ("step_size", step), ("inner_iters", inner),
+                     ("sketch_size", m if step else 0), ("shift", shift), ("bytes", sess.bytes),
+                     ("time", time.perf_counter() - t_start)):
             hist[k].append(v)
 
-    record(0.0, 0.0)
+    record(0.0, 0.0, 0)
     nit, nfev, status, prev_s = 0, 1, None, None
     while True:
         if not np.isfinite(gnorm):
@@ -174,7 +182,11 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
             status = NON_FINITE
             break
         t1 = time.perf_counter()
-        p = -fac.solve(g)
+        inner = 0
+        if method == "pcg":
+            p, inner = _newton_cg(sess, x, stats, lam, g, gnorm / g0norm, fac, outs)
+        else:
+            p = -fac.solve(g)
         gp = float(g @ p)
         if not (np.isfinite(gp) and gp < 0):
             p, gp = -g, -gnorm * gnorm
@@ -193,8 +205,9 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
         fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
         for _ in range(max_backtracks):
             nfev += 1
-            st = sess.stats(_blocks.block_trial_stats, x, dirs, coefs, t)
-            f_t = sum(sess._map(_blocks.block_trial_loss, x, dirs, coefs, t, st))
+            st, f_t = sess.stats(_blocks.block_trial_stats, x, dirs, coefs, t)
+            for part in sess._map(_blocks.block_trial_loss, x, dirs, coefs, t, st):
+                f_t += part
             x_t = x + t * q
             f_t += 0.5 * lam * float(x_t @ x_t)
             if np.isfinite(f_t):
@@ -222,7 +235,7 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
         timings["gradient"] += time.perf_counter() - t0
         gnorm = float(np.linalg.norm(g))
         nit += 1
-        record(step, fac.shift)
+        record(step, fac.shift, inner)
         if verbose:
             print(f"{nit:4d} {f:22.15e} {gnorm:10.3e} {step:8.2e} "
                   f"{hist['time'][-1]:8.3f} {sess.bytes / 1e6:10.2f} MB")
@@ -248,6 +261,40 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
     return NewtonResult(x=x, fun=f, jac=g, grad_norm=gnorm, nit=nit, nfev=nfev,
                         success=success, status=status, message=message, method=method,
                         history=history, timings=timings, n_blocks=len(problem.blocks))
+
+
+def _newton_cg(sess, x, stats, lam, g, rel_grad, fac, outs):
+    """Inexact Newton direction: CG on the exact Hessian (one round trip per product),
+    preconditioned by the factor of the sketched Hessian, forcing term min(0.5, ‖g‖/‖g0‖)
+    as in the local ``pcg`` method. Returns (direction, CG iterations)."""
+    from scipy.sparse.linalg import LinearOperator
+
+    d = g.shape[0]
+    AU, C = _low_rank(outs)
+
+    def hessp(v):
+        out = lam * v
+        for part in sess._map(_blocks.block_hessp, x, stats, np.ascontiguousarray(v)):
+            out = out + part
+        if AU is not None:
+            out = out + AU @ (C @ (AU.T @ v))
+        return out
+
+    H = LinearOperator((d, d), matvec=hessp, dtype=np.float64)
+    M = LinearOperator((d, d), matvec=fac.solve, dtype=np.float64)
+    res = pcg(H, -g, rtol=min(0.5, rel_grad), maxiter=max(50, min(d, 500)), M=M)
+    if res.negative_curvature and res.nit == 0:
+        return -fac.solve(g), 0
+    return res.x, res.nit
+
+
+def _low_rank(outs):
+    if "AU" not in outs[0]:
+        return None, None
+    AU = outs[0]["AU"].copy()
+    for o in outs[1:]:
+        AU += o["AU"]
+    return AU, outs[0]["C"]
 
 
 def _subspace(sess, x, stats, lam, g, p, gp, prev_s, outs):

@@ -521,6 +521,27 @@ def _curvature(parts, lam, Au, u, Av, v):
     return c
 
 
+def subspace_coefficients(cpp, cps, css, gp, gs):
+    """Minimize the quadratic model over span{p, s}: returns (a, b, first trial step).
+
+    With curvatures ``cpp = p^T H p``, ``cps = p^T H s``, ``css = s^T H s`` and slopes
+    ``gp = g.p``, ``gs = g.s``, the minimizer is ``a p + b s``. Falls back to
+    ``(1, 0, t)`` with t the model's step along p (clipped to [0.1, 4]) when there is no
+    previous step (``cps is None``) or the 2 x 2 model is not positive definite, and
+    to ``(1, 0, 1)`` when p itself has no positive curvature.
+    """
+    if not (np.isfinite(cpp) and cpp > 0):
+        return 1.0, 0.0, 1.0
+    if cps is not None:
+        det = cpp * css - cps * cps
+        if np.isfinite(det) and det > 1e-12 * cpp * css:
+            a = (-gp * css + gs * cps) / det
+            b = (-gs * cpp + gp * cps) / det
+            if a * gp + b * gs < 0:
+                return a, b, 1.0
+    return 1.0, 0.0, float(min(max(-gp / cpp, 0.1), 4.0))
+
+
 def _subspace_step(parts, lam, g, p, Ap, gp, prev_step):
     """Minimize the exact local quadratic model over span{p, previous step}.
 
@@ -528,28 +549,21 @@ def _subspace_step(parts, lam, g, p, Ap, gp, prev_step):
     so plain steps along p converge at the sketch's distortion rate; minimizing the
     exact quadratic model (curvatures from A p, A s and B, O(n), no extra pass over A)
     over p and the previous step s makes the iteration the nonlinear analogue of
-    preconditioned CG, with the sketched Hessian as preconditioner. Falls back to p
-    (step 1) where the model is not positive definite on the subspace.
+    preconditioned CG, with the sketched Hessian as preconditioner.
 
     Returns (direction, A direction, g.direction, initial step).
     """
     cpp = _curvature(parts, lam, Ap, p, Ap, p)
-    if not (np.isfinite(cpp) and cpp > 0):
-        return p, Ap, gp, 1.0
+    cps = css = gs = None
     if prev_step is not None:
         s, As = prev_step
         css = _curvature(parts, lam, As, s, As, s)
         cps = _curvature(parts, lam, Ap, p, As, s)
         gs = float(g @ s)
-        det = cpp * css - cps * cps
-        if np.isfinite(det) and det > 1e-12 * cpp * css:
-            a = (-gp * css + gs * cps) / det
-            b = (-gs * cpp + gp * cps) / det
-            q = a * p + b * s
-            gq = a * gp + b * gs
-            if gq < 0:
-                return q, a * Ap + b * As, gq, 1.0
-    return p, Ap, gp, float(min(max(-gp / cpp, 0.1), 4.0))
+    a, b, t_init = subspace_coefficients(cpp, cps, css, gp, gs)
+    if b == 0.0:
+        return p, Ap, gp, t_init
+    return a * p + b * s, a * Ap + b * As, a * gp + b * gs, t_init
 
 
 def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.0):

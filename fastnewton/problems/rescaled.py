@@ -71,7 +71,6 @@ class RescaledRegression(Problem):
         self.f = f
         self.b = check_vector(b, self.n, "b")
         self._f, self._df, self._d2f = _FUNCS[f]
-        self._bb = float(self.b @ self.b)
         if f == "exp" and self.lam == 0.0 and (self.w is None or not (self.w > 0).all()):
             warnings.warn(
                 "RescaledRegression(f='exp') without a regularizer (lam == 0 and w not "
@@ -81,13 +80,15 @@ class RescaledRegression(Problem):
                 NonConvexWarning, stacklevel=2)
 
     def partial_stats(self, z_blk, rows):
+        # ||b||^2 is a statistic too: a block of rows only knows its own share of it.
         fz = self._f(z_blk)
-        return np.array([fz.sum(), self.b[rows] @ fz])
+        b = self.b[rows]
+        return np.array([fz.sum(), b @ fz, b @ b])
 
     def combine_stats(self, partials):
-        F, Fb = np.sum(np.asarray(partials, dtype=np.float64), axis=0)  # fixed order
+        F, Fb, bb = np.sum(np.asarray(partials, dtype=np.float64), axis=0)  # fixed order
         # <b, c> = <b, f> - F ||b||^2
-        return np.array([F, Fb - F * self._bb])
+        return np.array([F, Fb - F * bb, bb])
 
     def _residual(self, z_blk, rows, stats):
         return self._f(z_blk) - stats[0] * self.b[rows]
@@ -105,5 +106,5 @@ class RescaledRegression(Problem):
         q = self._df(z_blk)
         beta = q * q + self._d2f(z_blk) * (c - stats[1])
         U = np.column_stack([q, q * self.b[rows]])
-        C = np.array([[self._bb, -1.0], [-1.0, 0.0]])
+        C = np.array([[stats[2], -1.0], [-1.0, 0.0]])
         return beta, U, C

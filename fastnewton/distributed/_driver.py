@@ -1,0 +1,331 @@
+"""Client-side Newton loop of the distributed backend.
+
+The step logic is that of :func:`fastnewton.minimize` (same model Hessians, same
+subspace refinement for the sketch method, same Armijo rules and stopping tests), with
+every pass over A done by the workers on their row blocks. Per step only d-vectors,
+the m x d partial sketches (or d x d partial Grams) and d x k low-rank products travel;
+the client reduces them in block order, factors and decides.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from .._steps import default_sketch_size
+from .._validation import check_scalar, check_x
+from ..exceptions import ConvergenceWarning, ValidationError
+from ..linalg import pcg, shifted_cholesky
+from ..newton import (_EPS, _MESSAGES, CONVERGED_DECREMENT, CONVERGED_GRADIENT,
+                      LINE_SEARCH_FAILED, MAXITER, NON_FINITE, STOPPED_BY_CALLBACK,
+                      NewtonResult, subspace_coefficients)
+from . import _blocks
+from ._problem import DistributedProblem
+
+__all__ = ["minimize"]
+
+METHODS = ("exact", "sketch", "pcg")
+
+
+def _nbytes(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 8 if obj is not None else 0
+
+
+class _Session:
+    """Round trips to the blocks, with byte accounting."""
+
+    def __init__(self, problem, model):
+        self.problem = problem
+        self.model = model
+        self.bytes = 0
+        self.has_stats = True
+
+    def _map(self, func, *args):
+        out = self.problem.map(func, *args)
+        self.bytes += len(self.problem.blocks) * _nbytes(args) + _nbytes(out)
+        return out
+
+    def stats(self, func, *args):
+        """Global statistics (and their loss term) from one round of partial statistics.
+
+        Families without statistics (row-separable losses) skip the round trips once
+        their partials are seen to be empty.
+        """
+        if not self.has_stats:
+            return None, 0.0
+        parts = self._map(func, *args)
+        if all(np.asarray(p).size == 0 for p in parts):
+            self.has_stats = False
+            return None, 0.0
+        fut = self.problem.client.submit(_blocks.block_combine, self.problem.blocks[0],
+                                         parts, pure=False)
+        stats, stats_loss = fut.result()
+        self.bytes += _nbytes(parts) + 64
+        return stats, stats_loss
+
+    def evaluate(self, x, lam, with_model):
+        stats, stats_loss = self.stats(_blocks.block_stats, x)
+        outs = self._map(_blocks.block_derivatives, x, stats,
+                         self.model if with_model else None)
+        f = stats_loss
+        g = np.zeros_like(x)
+        for o in outs:  # fixed block order
+            f += o["loss"]
+            g += o["grad"]
+        f += 0.5 * lam * float(x @ x)
+        g += lam * x
+        if not np.isfinite(f):
+            f = np.inf
+        return f, g, stats, (outs if with_model else None)
+
+
+def _model_hessian(outs, lam, d):
+    if "H" in outs[0]:
+        H = outs[0]["H"].copy()
+        for o in outs[1:]:
+            H += o["H"]
+    else:
+        SA = outs[0]["SA"].copy()
+        for o in outs[1:]:
+            SA += o["SA"]
+        H = SA.T @ SA
+    AU, C = _low_rank(outs)
+    if AU is not None:
+        H += AU @ C @ AU.T
+    H[np.diag_indices(d)] += lam
+    return H
+
+
+def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countsketch",
+             sketch_size=None, tol=1e-8, maxiter=100, seed=None, callback=None,
+             verbose=False, armijo=1e-4, max_backtracks=60):
+    """Minimize a :class:`DistributedProblem` by (approximate) Newton steps on Dask.
+
+    Same options and result as :func:`fastnewton.minimize` (methods ``"exact"``,
+    ``"sketch"`` and ``"pcg"``; for ``pcg`` each CG iteration is one round trip, and the
+    preconditioner is re-sketched every step). With the same integer ``seed`` the sketch is the one the single-process
+    solver draws, so both reach the same minimizer (to rounding: reductions over blocks
+    add in a different order than reductions over threads). ``res.history["bytes"]``
+    and ``res.timings["bytes"]`` count the bytes moved between client and workers.
+
+    Parameters
+    ----------
+    problem : DistributedProblem
+    client : ignored (the problem's client is used); accepted for symmetry.
+    seed : None or int
+        Workers rebuild the sketch from it, so it must be an int (None draws one).
+    """
+    t_start = time.perf_counter()
+    if not isinstance(problem, DistributedProblem):
+        raise TypeError(f"problem must be a fastnewton.distributed.DistributedProblem, "
+                        f"got {type(problem).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_scalar(tol, "tol", low=0.0)
+    check_scalar(maxiter, "maxiter", low=0, integer=True)
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+    check_scalar(seed, "seed", low=0, integer=True)
+    n, d, lam = problem.n, problem.d, problem.lam
+    x = np.zeros(d) if x0 is None else check_x(x0, d, "x0").copy()
+    if method in ("sketch", "pcg"):
+        m = default_sketch_size(n, d) if sketch_size is None else sketch_size
+        check_scalar(m, "sketch_size", low=1, integer=True)
+        if not isinstance(sketch, str):
+            raise TypeError("sketch must be a sketch name in the distributed solver")
+        model = ("sketch", (sketch, int(m), n, int(seed)))
+    else:
+        m, model = 0, ("exact",)
+    sess = _Session(problem, model)
+    timings = {"gradient": 0.0, "factor": 0.0, "solve": 0.0, "curvature": 0.0,
+               "line_search": 0.0}
+
+    t0 = time.perf_counter()
+    f, g, stats, outs = sess.evaluate(x, lam, True)
+    timings["gradient"] += time.perf_counter() - t0
+    if not np.isfinite(f):
+        raise ValidationError("the objective is not finite at x0")
+    gnorm = g0norm = float(np.linalg.norm(g))
+    hist = {k: [] for k in ("fun", "grad_norm", "step_size", "inner_iters", "sketch_size",
+                            "shift", "bytes", "time")}
+
+    def record(step, shift, inner):
+        for k, v in (("fun", f), ("grad_norm", gnorm), ("step_size", step), ("inner_iters", inner),
+                     ("sketch_size", m if step else 0), ("shift", shift), ("bytes", sess.bytes),
+                     ("time", time.perf_counter() - t_start)):
+            hist[k].append(v)
+
+    record(0.0, 0.0, 0)
+    nit, nfev, status, prev_s = 0, 1, None, None
+    while True:
+        if not np.isfinite(gnorm):
+            status = NON_FINITE
+            break
+        if gnorm <= tol * g0norm:
+            status = CONVERGED_GRADIENT
+            break
+        if nit >= maxiter:
+            status = MAXITER
+            break
+        t0 = time.perf_counter()
+        try:
+            fac = shifted_cholesky(_model_hessian(outs, lam, d))
+        except (FloatingPointError, np.linalg.LinAlgError):
+            status = NON_FINITE
+            break
+        t1 = time.perf_counter()
+        inner = 0
+        if method == "pcg":
+            p, inner = _newton_cg(sess, x, stats, lam, g, gnorm / g0norm, fac, outs)
+        else:
+            p = -fac.solve(g)
+        gp = float(g @ p)
+        if not (np.isfinite(gp) and gp < 0):
+            p, gp = -g, -gnorm * gnorm
+        timings["factor"] += t1 - t0
+        timings["solve"] += time.perf_counter() - t1
+        decrement = -gp
+        dirs, coefs, gq, t_init = (p,), (1.0,), gp, 1.0
+        if method == "sketch":
+            t0 = time.perf_counter()
+            dirs, coefs, gq, t_init = _subspace(sess, x, stats, lam, g, p, gp, prev_s, outs)
+            timings["curvature"] += time.perf_counter() - t0
+        q = sum(c * v for c, v in zip(coefs[1:], dirs[1:])) + coefs[0] * dirs[0]
+        # -- Armijo backtracking, the rules of fastnewton.newton._armijo -------------------
+        t0 = time.perf_counter()
+        t, step = t_init, 0.0
+        fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
+        for _ in range(max_backtracks):
+            nfev += 1
+            st, f_t = sess.stats(_blocks.block_trial_stats, x, dirs, coefs, t)
+            for part in sess._map(_blocks.block_trial_loss, x, dirs, coefs, t, st):
+                f_t += part
+            x_t = x + t * q
+            f_t += 0.5 * lam * float(x_t @ x_t)
+            if np.isfinite(f_t):
+                if f_t <= f + armijo * t * gq:
+                    step = t
+                    break
+                if abs(f_t - f) <= fscale:
+                    _, g_t, _, _ = sess.evaluate(x_t, lam, False)
+                    if np.linalg.norm(g_t) < gnorm:
+                        step = t
+                        break
+                denom = 2.0 * (f_t - f - gq * t)
+                t_new = -gq * t * t / denom if denom > 0 else 0.5 * t
+                t = min(max(t_new, 0.1 * t), 0.5 * t)
+            else:
+                t *= 0.1
+        timings["line_search"] += time.perf_counter() - t0
+        if step == 0.0:
+            status = (CONVERGED_DECREMENT if 0.5 * decrement <= fscale else LINE_SEARCH_FAILED)
+            break
+        prev_s = step * q
+        x = x + prev_s
+        t0 = time.perf_counter()
+        f, g, stats, outs = sess.evaluate(x, lam, True)
+        timings["gradient"] += time.perf_counter() - t0
+        gnorm = float(np.linalg.norm(g))
+        nit += 1
+        record(step, fac.shift, inner)
+        if verbose:
+            print(f"{nit:4d} {f:22.15e} {gnorm:10.3e} {step:8.2e} "
+                  f"{hist['time'][-1]:8.3f} {sess.bytes / 1e6:10.2f} MB")
+        if callback is not None:
+            from scipy.optimize import OptimizeResult
+
+            try:
+                stop = callback(OptimizeResult(x=x.copy(), fun=f, grad_norm=gnorm, nit=nit))
+            except StopIteration:
+                stop = True
+            if stop:
+                status = STOPPED_BY_CALLBACK
+                break
+
+    timings["total"] = time.perf_counter() - t_start
+    timings["bytes"] = float(sess.bytes)
+    success = status in (CONVERGED_GRADIENT, CONVERGED_DECREMENT)
+    message = _MESSAGES[status] + f" (relative gradient {gnorm / g0norm if g0norm else 0.0:.2e})"
+    if not success and status != STOPPED_BY_CALLBACK:
+        warnings.warn(f"fastnewton.distributed.minimize did not converge after {nit} steps: "
+                      f"{message}", ConvergenceWarning, stacklevel=2)
+    history = {k: np.asarray(v, dtype=float) for k, v in hist.items()}
+    return NewtonResult(x=x, fun=f, jac=g, grad_norm=gnorm, nit=nit, nfev=nfev,
+                        success=success, status=status, message=message, method=method,
+                        history=history, timings=timings, n_blocks=len(problem.blocks))
+
+
+def _newton_cg(sess, x, stats, lam, g, rel_grad, fac, outs):
+    """Inexact Newton direction: CG on the exact Hessian (one round trip per product),
+    preconditioned by the factor of the sketched Hessian, forcing term min(0.5, ‖g‖/‖g0‖)
+    as in the local ``pcg`` method. Returns (direction, CG iterations)."""
+    from scipy.sparse.linalg import LinearOperator
+
+    d = g.shape[0]
+    AU, C = _low_rank(outs)
+
+    def hessp(v):
+        out = lam * v
+        for part in sess._map(_blocks.block_hessp, x, stats, np.ascontiguousarray(v)):
+            out = out + part
+        if AU is not None:
+            out = out + AU @ (C @ (AU.T @ v))
+        return out
+
+    H = LinearOperator((d, d), matvec=hessp, dtype=np.float64)
+    M = LinearOperator((d, d), matvec=fac.solve, dtype=np.float64)
+    res = pcg(H, -g, rtol=min(0.5, rel_grad), maxiter=max(50, min(d, 500)), M=M)
+    if res.negative_curvature and res.nit == 0:
+        return -fac.solve(g), 0
+    return res.x, res.nit
+
+
+def _low_rank(outs):
+    if "AU" not in outs[0]:
+        return None, None
+    AU = outs[0]["AU"].copy()
+    for o in outs[1:]:
+        AU += o["AU"]
+    return AU, outs[0]["C"]
+
+
+def _subspace(sess, x, stats, lam, g, p, gp, prev_s, outs):
+    """Curvatures from the workers, then the 2-D model minimization of the local driver.
+
+    Returns the direction as (vectors, coefficients), so that the workers form its image
+    under A from the products they cached for the curvatures, g.direction and the first
+    trial step.
+    """
+    parts = sess._map(_blocks.block_curvatures, x, stats, p, prev_s)
+    C = outs[0].get("C")
+
+    def total(key):
+        acc = parts[0][key]
+        for o in parts[1:]:
+            acc = acc + o[key]
+        return acc
+
+    def low_rank(k1, k2):
+        if C is None:
+            return 0.0
+        return float(total(k1) @ (C @ total(k2)))
+
+    cpp = total("pp") + lam * float(p @ p) + low_rank("UAp", "UAp")
+    if prev_s is None:
+        cps = css = gs = None
+    else:
+        cps = total("ps") + lam * float(p @ prev_s) + low_rank("UAp", "UAs")
+        css = total("ss") + lam * float(prev_s @ prev_s) + low_rank("UAs", "UAs")
+        gs = float(g @ prev_s)
+    a, b, t_init = subspace_coefficients(cpp, cps, css, gp, gs)
+    if b == 0.0:
+        return (p,), (a,), a * gp, t_init
+    return (p, prev_s), (a, b), a * gp + b * gs, t_init

@@ -262,18 +262,12 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     if verbose:
         print(f"fastnewton: method={method}  n={design.n}  d={d}  nnz={design.nnz}")
         print(f"{'iter':>4} {'objective':>22} {'grad_norm':>10} {'step':>8} {'time_s':>8}")
-        print(f"{0:4d} {f:22.15e} {gnorm:10.3e} {'':>8} {hist['time'][-1]:8.3f}")
+        print(f"{nit:4d} {f:22.15e} {gnorm:10.3e} {'':>8} {hist['time'][-1]:8.3f}")
 
     status = None
     while True:
-        if not np.isfinite(gnorm):
-            status = NON_FINITE
-            break
-        if gnorm <= tol * g0norm:
-            status = CONVERGED_GRADIENT
-            break
-        if nit >= maxiter:
-            status = MAXITER
+        status = stop_status(gnorm, g0norm, tol, nit, maxiter)
+        if status is not None:
             break
         # -- model, direction and globalization -------------------------------------------
         parts = problem.parts_z(z)
@@ -519,6 +513,17 @@ def _curvature(parts, lam, Au, u, Av, v):
     if parts.U is not None:
         c += float((parts.U.T @ Au) @ (parts.C @ (parts.U.T @ Av)))
     return c
+
+
+def stop_status(gnorm, g0norm, tol, nit, maxiter):
+    """The stopping test at the top of a Newton step: a status code, or None to go on."""
+    if not np.isfinite(gnorm):
+        return NON_FINITE
+    if gnorm <= tol * g0norm:
+        return CONVERGED_GRADIENT
+    if nit >= maxiter:
+        return MAXITER
+    return None
 
 
 def subspace_coefficients(cpp, cps, css, gp, gs):

@@ -19,8 +19,8 @@ from .._validation import check_scalar, check_x
 from ..exceptions import ConvergenceWarning, ValidationError
 from ..linalg import pcg, shifted_cholesky
 from ..newton import (_EPS, _MESSAGES, CONVERGED_DECREMENT, CONVERGED_GRADIENT,
-                      LINE_SEARCH_FAILED, MAXITER, NON_FINITE, STOPPED_BY_CALLBACK,
-                      NewtonResult, subspace_coefficients)
+                      LINE_SEARCH_FAILED, NON_FINITE, STOPPED_BY_CALLBACK, NewtonResult,
+                      stop_status, subspace_coefficients)
 from . import _blocks
 from ._problem import DistributedProblem
 
@@ -166,14 +166,8 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
     record(0.0, 0.0, 0)
     nit, nfev, status, prev_s = 0, 1, None, None
     while True:
-        if not np.isfinite(gnorm):
-            status = NON_FINITE
-            break
-        if gnorm <= tol * g0norm:
-            status = CONVERGED_GRADIENT
-            break
-        if nit >= maxiter:
-            status = MAXITER
+        status = stop_status(gnorm, g0norm, tol, nit, maxiter)
+        if status is not None:
             break
         t0 = time.perf_counter()
         try:

@@ -47,3 +47,27 @@ def thread_limit(n_threads):
             yield
     finally:
         numba.set_num_threads(old)
+
+
+#: Dense work (in flops) below which BLAS runs on one thread (see :func:`blas_for`).
+SMALL_BLAS_FLOPS = 5e7
+_CONTROLLER = None
+
+
+def blas_for(flops):
+    """Context for a dense BLAS/LAPACK call of about ``flops`` floating-point operations.
+
+    Small calls (under :data:`SMALL_BLAS_FLOPS`: a d x d Cholesky up to d ~ 500, the
+    Gram of a sketch up to m d^2 ~ 5e7) run on one BLAS thread: they take about a
+    millisecond there, while a multithreaded OpenBLAS on a busy machine (a shared
+    node, Dask workers, the numba kernels' own threads) was measured here to take 100 to
+    500 times longer on them. Larger calls keep the current BLAS thread count.
+    """
+    global _CONTROLLER
+    if flops >= SMALL_BLAS_FLOPS:
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from .._threads import blas_for
 from .._steps import default_sketch_size
 from .._validation import check_scalar, check_x
 from ..exceptions import ConvergenceWarning, ValidationError
@@ -96,7 +97,8 @@ def _model_hessian(outs, lam, d):
         SA = outs[0]["SA"].copy()
         for o in outs[1:]:
             SA += o["SA"]
-        H = SA.T @ SA
+        with blas_for(SA.shape[0] * d * d):
+            H = SA.T @ SA
     AU, C = _low_rank(outs)
     if AU is not None:
         H += AU @ C @ AU.T

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
+from .._threads import blas_for
+
 __all__ = ["shifted_cholesky", "FactorizationResult"]
 
 
@@ -45,7 +47,8 @@ def shifted_cholesky(H, *, initial_shift=None, max_attempts=60):
     for attempt in range(1, max_attempts + 1):
         try:
             M = H if tau == 0.0 else H + tau * np.eye(H.shape[0])
-            c = sla.cholesky(M, lower=False, check_finite=False)
+            with blas_for(H.shape[0] ** 3 / 3):
+                c = sla.cholesky(M, lower=False, check_finite=False)
             # LAPACK accepts numerically singular matrices with a tiny pivot: guard them.
             dmin = np.min(np.abs(np.diag(c)))
             if dmin > np.sqrt(scale) * 1e-7 or tau > 0 and dmin > 0:

@@ -19,7 +19,9 @@ __all__ = [
     "srht_csc",
     "srht_adjoint",
     "sparse_sign_csr",
-    "gather_csr_rows",
+    "sorted_row_coef",
+    "group_by_bucket",
+    "scatter_csr_rows",
 ]
 
 
@@ -35,13 +37,13 @@ def row_sketch_csr(indptr, indices, data, s_ptr, s_cols, s_vals, sqrt_w, out):
     weighted = sqrt_w.shape[0] > 0
     for b in prange(m):
         orow = out[b]
-        for q in range(s_ptr[b], s_ptr[b + 1]):
-            i = s_cols[q]
+        for q in range(np.uint64(s_ptr[b]), np.uint64(s_ptr[b + 1])):
+            i = np.uint64(s_cols[q])
             c = s_vals[q] * sqrt_w[i] if weighted else s_vals[q]
             if c == 0.0:
                 continue
-            for k in range(indptr[i], indptr[i + 1]):
-                orow[indices[k]] += c * data[k]
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
+                orow[np.uint64(indices[k])] += c * data[k]
 
 
 @njit(cache=True, parallel=True)
@@ -52,8 +54,8 @@ def row_sketch_dense(A, s_ptr, s_cols, s_vals, sqrt_w, out):
     weighted = sqrt_w.shape[0] > 0
     for b in prange(m):
         orow = out[b]
-        for q in range(s_ptr[b], s_ptr[b + 1]):
-            i = s_cols[q]
+        for q in range(np.uint64(s_ptr[b]), np.uint64(s_ptr[b + 1])):
+            i = np.uint64(s_cols[q])
             c = s_vals[q] * sqrt_w[i] if weighted else s_vals[q]
             if c == 0.0:
                 continue
@@ -72,12 +74,20 @@ def countsketch_sorted_csr(indptr, indices, data, bucket_ptr, row_coef, out):
     m = bucket_ptr.shape[0] - 1
     for b in prange(m):
         orow = out[b]
-        for i in range(bucket_ptr[b], bucket_ptr[b + 1]):
+        for i in range(np.uint64(bucket_ptr[b]), np.uint64(bucket_ptr[b + 1])):
             c = row_coef[i]
             if c == 0.0:
                 continue
-            for k in range(indptr[i], indptr[i + 1]):
-                orow[indices[k]] += c * data[k]
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
+                orow[np.uint64(indices[k])] += c * data[k]
+
+
+@njit(cache=True, parallel=True)
+def sorted_row_coef(sign, order, sqrt_w, out):
+    """out[r] = sign[r] * sqrt_w[order[r]] (or sign[r] when sqrt_w is empty)."""
+    weighted = sqrt_w.shape[0] > 0
+    for r in prange(order.shape[0]):
+        out[r] = sign[r] * sqrt_w[np.uint64(order[r])] if weighted else sign[r]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -89,10 +99,10 @@ def dense_sketch_csr(G, row0, indptr, indices, data, sqrt_w, out):
         orow = out[b]
         grow = G[b]
         for r in range(nb):
-            i = row0 + r
+            i = np.uint64(row0 + r)
             c = grow[r] * sqrt_w[i] if weighted else grow[r]
-            for k in range(indptr[i], indptr[i + 1]):
-                orow[indices[k]] += c * data[k]
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
+                orow[np.uint64(indices[k])] += c * data[k]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -105,7 +115,7 @@ def dense_sketch_dense(G, row0, A, sqrt_w, out):
         orow = out[b]
         grow = G[b]
         for r in range(nb):
-            i = row0 + r
+            i = np.uint64(row0 + r)
             c = grow[r] * sqrt_w[i] if weighted else grow[r]
             arow = A[i]
             for j in range(d):
@@ -231,23 +241,52 @@ def sparse_sign_csr(indptr, indices, data, buckets, signs, scale, sqrt_w, out):
     k = buckets.shape[1]
     weighted = sqrt_w.shape[0] > 0
     for q in prange(k):
-        for i in range(n):
+        for i in range(np.uint64(n)):
             v = signs[i, q] * scale
             c = v * sqrt_w[i] if weighted else v
             if c == 0.0:
                 continue
-            orow = out[buckets[i, q]]
-            for p in range(indptr[i], indptr[i + 1]):
-                orow[indices[p]] += c * data[p]
+            orow = out[np.uint64(buckets[i, q])]
+            for p in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
+                orow[np.uint64(indices[p])] += c * data[p]
+
+
+@njit(cache=True)
+def group_by_bucket(bucket, m):
+    """Stable counting sort of ``bucket`` (values in [0, m)): ``(ptr, order)``.
+
+    ``order`` lists the positions with bucket 0, then bucket 1, ..., each group in
+    increasing position; ``ptr`` (m + 1,) are the group boundaries. O(n + m).
+    """
+    n = bucket.shape[0]
+    ptr = np.zeros(m + 1, dtype=np.int64)
+    for t in range(np.uint64(n)):
+        ptr[np.uint64(bucket[t]) + np.uint64(1)] += 1
+    for b in range(m):
+        ptr[b + 1] += ptr[b]
+    cursor = ptr[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for t in range(np.uint64(n)):
+        b = np.uint64(bucket[t])
+        order[np.uint64(cursor[b])] = t
+        cursor[b] += 1
+    return ptr, order
 
 
 @njit(cache=True, parallel=True)
-def gather_csr_rows(indptr, indices, data, order, new_indptr, new_indices, new_data):
-    """Copy rows ``order`` of a CSR matrix into (new_indptr, new_indices, new_data) (new_indptr given)."""
-    for r in prange(order.shape[0]):
-        i = order[r]
-        src = indptr[i]
-        dst = new_indptr[r]
-        for t in range(indptr[i + 1] - src):
+def scatter_csr_rows(indptr, indices, data, order, new_indptr, new_indices, new_data):
+    """Copy row ``order[r]`` of a CSR matrix to row r of (new_indptr, new_indices, new_data).
+
+    ``new_indptr`` is given. Reads A in row order (sequential) and writes each row to
+    its new place: far faster than gathering rows at random positions.
+    """
+    n = order.shape[0]
+    pos = np.empty(n, dtype=np.int64)
+    for r in prange(n):
+        pos[np.uint64(order[r])] = r
+    for i in prange(n):
+        src = np.uint64(indptr[i])
+        dst = np.uint64(new_indptr[np.uint64(pos[i])])
+        for t in range(np.uint64(indptr[i + 1]) - src):
             new_indices[dst + t] = indices[src + t]
             new_data[dst + t] = data[src + t]

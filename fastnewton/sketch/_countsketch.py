@@ -56,8 +56,7 @@ class CountSketch(RowSketch):
         self._bucket = bucket_of(h, self.sketch_size)
         self._sign = sign_of(h)
         # Layout for bucket-parallel accumulation: rows grouped by bucket, in row order.
-        self._bucket_ptr, self._order, _ = group_entries(
-            self._bucket, np.arange(self.n), self._sign, self.sketch_size)
+        self._bucket_ptr, self._order = _kernels.group_by_bucket(self._bucket, self.sketch_size)
         self._csr_cache = (self._bucket_ptr, self._order, self._sign[self._order])
         self.reorder = bool(reorder)
         self._layout = None  # (design, reordered indptr, indices, data)

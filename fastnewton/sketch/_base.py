@@ -265,9 +265,7 @@ class RowSketch(Sketch):
 
 def group_entries(bucket, local_col, vals, m):
     """CSR form of S from its entries (bucket, column, value), stable in entry order."""
-    order = np.argsort(bucket, kind="stable")
-    ptr = np.zeros(m + 1, dtype=np.int64)
-    np.cumsum(np.bincount(bucket, minlength=m), out=ptr[1:])
+    ptr, order = _kernels.group_by_bucket(np.ascontiguousarray(bucket, dtype=np.int64), m)
     return ptr, np.ascontiguousarray(local_col[order], dtype=np.int64), \
         np.ascontiguousarray(vals[order], dtype=np.float64)
 

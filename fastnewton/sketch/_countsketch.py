@@ -56,8 +56,7 @@ class CountSketch(RowSketch):
         self._bucket = bucket_of(h, self.sketch_size)
         self._sign = sign_of(h)
         # Layout for bucket-parallel accumulation: rows grouped by bucket, in row order.
-        self._bucket_ptr, self._order, _ = group_entries(
-            self._bucket, np.arange(self.n), self._sign, self.sketch_size)
+        self._bucket_ptr, self._order = _kernels.group_by_bucket(self._bucket, self.sketch_size)
         self._csr_cache = (self._bucket_ptr, self._order, self._sign[self._order])
         self.reorder = bool(reorder)
         self._layout = None  # (design, reordered indptr, indices, data)
@@ -78,7 +77,8 @@ class CountSketch(RowSketch):
             indptr, indices, data = self._reordered(design)
             coef = self._csr_cache[2]
             if inp.sqrt_w.size:
-                coef = coef * inp.sqrt_w[self._order]
+                coef = np.empty(self.n)
+                _kernels.sorted_row_coef(self._csr_cache[2], self._order, inp.sqrt_w, coef)
             _kernels.countsketch_sorted_csr(indptr, indices, data, self._bucket_ptr, coef, out)
         else:
             super()._apply(inp, out)
@@ -92,7 +92,8 @@ class CountSketch(RowSketch):
             np.cumsum(lengths, out=indptr[1:])
             indices = np.empty_like(A.indices)
             data = np.empty_like(A.data)
-            _kernels.gather_csr_rows(A.indptr, A.indices, A.data, self._order, indptr, indices, data)
+            _kernels.scatter_csr_rows(A.indptr, A.indices, A.data, self._order, indptr, indices,
+                                      data)
             self._layout = (design, indptr, indices, data)
         return self._layout[1:]
 

@@ -19,7 +19,9 @@ __all__ = [
     "srht_csc",
     "srht_adjoint",
     "sparse_sign_csr",
-    "gather_csr_rows",
+    "sorted_row_coef",
+    "group_by_bucket",
+    "scatter_csr_rows",
 ]
 
 
@@ -35,13 +37,13 @@ def row_sketch_csr(indptr, indices, data, s_ptr, s_cols, s_vals, sqrt_w, out):
     weighted = sqrt_w.shape[0] > 0
     for b in prange(m):
         orow = out[b]
-        for q in range(s_ptr[b], s_ptr[b + 1]):
-            i = s_cols[q]
+        for q in range(np.uint64(s_ptr[b]), np.uint64(s_ptr[b + 1])):
+            i = np.uint64(s_cols[q])
             c = s_vals[q] * sqrt_w[i] if weighted else s_vals[q]
             if c == 0.0:
                 continue
-            for k in range(indptr[i], indptr[i + 1]):
-                orow[indices[k]] += c * data[k]
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
+                orow[np.uint64(indices[k])] += c * data[k]
 
 
 @njit(cache=True, parallel=True)
@@ -52,8 +54,8 @@ def row_sketch_dense(A, s_ptr, s_cols, s_vals, sqrt_w, out):
     weighted = sqrt_w.shape[0] > 0
     for b in prange(m):
         orow = out[b]
-        for q in range(s_ptr[b], s_ptr[b + 1]):
-            i = s_cols[q]
+        for q in range(np.uint64(s_ptr[b]), np.uint64(s_ptr[b + 1])):
+            i = np.uint64(s_cols[q])
             c = s_vals[q] * sqrt_w[i] if weighted else s_vals[q]
             if c == 0.0:
                 continue
@@ -72,12 +74,20 @@ def countsketch_sorted_csr(indptr, indices, data, bucket_ptr, row_coef, out):
     m = bucket_ptr.shape[0] - 1
     for b in prange(m):
         orow = out[b]
-        for i in range(bucket_ptr[b], bucket_ptr[b + 1]):
+        for i in range(np.uint64(bucket_ptr[b]), np.uint64(bucket_ptr[b + 1])):
             c = row_coef[i]
             if c == 0.0:
                 continue
-            for k in range(indptr[i], indptr[i + 1]):
-                orow[indices[k]] += c * data[k]
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
+                orow[np.uint64(indices[k])] += c * data[k]
+
+
+@njit(cache=True, parallel=True)
+def sorted_row_coef(sign, order, sqrt_w, out):
+    """out[r] = sign[r] * sqrt_w[order[r]] (or sign[r] when sqrt_w is empty)."""
+    weighted = sqrt_w.shape[0] > 0
+    for r in prange(order.shape[0]):
+        out[r] = sign[r] * sqrt_w[np.uint64(order[r])] if weighted else sign[r]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -89,10 +99,10 @@ def dense_sketch_csr(G, row0, indptr, indices, data, sqrt_w, out):
         orow = out[b]
         grow = G[b]
         for r in range(nb):
-            i = row0 + r
+            i = np.uint64(row0 + r)
             c = grow[r] * sqrt_w[i] if weighted else grow[r]
-            for k in range(indptr[i], indptr[i + 1]):
-                orow[indices[k]] += c * data[k]
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
+                orow[np.uint64(indices[k])] += c * data[k]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -105,54 +115,101 @@ def dense_sketch_dense(G, row0, A, sqrt_w, out):
         orow = out[b]
         grow = G[b]
         for r in range(nb):
-            i = row0 + r
+            i = np.uint64(row0 + r)
             c = grow[r] * sqrt_w[i] if weighted else grow[r]
             arow = A[i]
             for j in range(d):
                 orow[j] += c * arow[j]
 
 
-#: Rows of an (N, c) buffer transformed together in the cache-resident first stages.
-_FWHT_CHUNK_ELEMS = 16384
+#: Elements of the cache-resident pieces of an FWHT (256 KiB of float64).
+_FWHT_CHUNK_ELEMS = 32768
+
+
+@njit(cache=True)
+def _fwht_block(x):
+    """Unnormalized Walsh-Hadamard transform of each column of x (L, w), L a power of two.
+
+    Two stages per sweep (radix 4) where possible; each entry gets the same
+    additions in the same order as one stage at a time.
+    """
+    L, w = x.shape
+    stages = 0
+    while (1 << stages) < L:
+        stages += 1
+    h = 1
+    if stages % 2 == 1:  # an odd number of stages: one radix-2 stage first
+        for i in range(0, L, 2):
+            a = x[i]
+            b = x[i + 1]
+            for j in range(w):
+                u = a[j]
+                v = b[j]
+                a[j] = u + v
+                b[j] = u - v
+        h = 2
+    while h < L:
+        for i0 in range(0, L, 4 * h):
+            for i in range(i0, i0 + h):
+                a = x[i]
+                b = x[i + h]
+                c = x[i + 2 * h]
+                d = x[i + 3 * h]
+                for j in range(w):
+                    p = a[j]
+                    q = b[j]
+                    r = c[j]
+                    t = d[j]
+                    s0 = p + q
+                    s1 = p - q
+                    s2 = r + t
+                    s3 = r - t
+                    a[j] = s0 + s2
+                    c[j] = s0 - s2
+                    b[j] = s1 + s3
+                    d[j] = s1 - s3
+        h *= 4
 
 
 @njit(cache=True)
 def fwht_inplace(buf):
     """Unnormalized Walsh-Hadamard transform of each column of buf (N, c), N a power of two.
 
-    The stages with butterfly span below a cache-sized chunk run chunk by chunk, the
-    rest over the whole buffer; every entry sees the same additions in the same order
-    either way.
+    Uses H_N = H_{N/L} (x) H_L (Kronecker) in two cache-friendly passes: first every
+    chunk of L consecutive rows is transformed (the stages of span < L), then every
+    set of rows ``i L + o`` (i = 0 .. N/L - 1) for a group of G consecutive offsets o is
+    copied into a cache-sized scratch (N/L, G c), transformed (the stages of span >= L)
+    and copied back. Every entry sees the same additions in the same order as the
+    textbook loop over the stages.
     """
     N, c = buf.shape
     L = 1
     while L < N and 2 * L * c <= _FWHT_CHUNK_ELEMS:
         L *= 2
     for c0 in range(0, N, L):
-        h = 1
-        while h < L:
-            for i0 in range(c0, c0 + L, 2 * h):
-                for i in range(i0, i0 + h):
-                    a = buf[i]
-                    b = buf[i + h]
-                    for j in range(c):
-                        x = a[j]
-                        y = b[j]
-                        a[j] = x + y
-                        b[j] = x - y
-            h *= 2
-    h = L
-    while h < N:
-        for i0 in range(0, N, 2 * h):
-            for i in range(i0, i0 + h):
-                a = buf[i]
-                b = buf[i + h]
-                for j in range(c):
-                    x = a[j]
-                    y = b[j]
-                    a[j] = x + y
-                    b[j] = x - y
-        h *= 2
+        _fwht_block(buf[c0:c0 + L])
+    N2 = N // L
+    if N2 == 1:
+        return
+    G = 1
+    while G < L and 2 * G * c * N2 <= _FWHT_CHUNK_ELEMS:
+        G *= 2
+    gw = G * c
+    scratch = np.empty((N2, gw))
+    flat = buf.reshape(N * c)
+    for o0 in range(0, L, G):
+        for i in range(N2):
+            src = (i * L + o0) * c
+            scratch[i] = flat[src:src + gw]
+        _fwht_block(scratch)
+        for i in range(N2):
+            dst = (i * L + o0) * c
+            flat[dst:dst + gw] = scratch[i]
+
+
+#: Column blocks of an SRHT are shared among at most this many work items, each with
+#: one N x cb buffer reused for its blocks (a fixed split: the same bits for any thread count).
+_SRHT_ITEMS = 64
 
 
 @njit(cache=True, parallel=True)
@@ -161,21 +218,23 @@ def srht_dense(A, coef, N, rows, scale, cb, out):
     n, d = A.shape
     nblk = (d + cb - 1) // cb
     m = rows.shape[0]
-    for blk in prange(nblk):
-        j0 = blk * cb
-        w = min(cb, d - j0)
-        buf = np.zeros((N, w))
-        for i in range(n):
-            c = coef[i]
-            arow = A[i]
-            brow = buf[i]
-            for j in range(w):
-                brow[j] = c * arow[j0 + j]
-        fwht_inplace(buf)
-        for t in range(m):
-            brow = buf[rows[t]]
-            for j in range(w):
-                out[t, j0 + j] = scale * brow[j]
+    items = min(nblk, _SRHT_ITEMS)
+    for it in prange(items):
+        store = np.empty(N * cb)
+        for blk in range(it, nblk, items):
+            j0 = np.uint64(blk * cb)
+            w = min(cb, d - blk * cb)
+            buf = store[:N * w].reshape(N, w)
+            for i in range(np.uint64(n)):
+                c = coef[i]
+                for j in range(np.uint64(w)):
+                    buf[i, j] = c * A[i, j0 + j]
+            buf[n:, :] = 0.0
+            fwht_inplace(buf)
+            for t in range(np.uint64(m)):
+                r = np.uint64(rows[t])
+                for j in range(np.uint64(w)):
+                    out[t, j0 + j] = scale * buf[r, j]
 
 
 @njit(cache=True, parallel=True)
@@ -183,19 +242,23 @@ def srht_csc(indptr, row_idx, data, d, coef, N, rows, scale, cb, out):
     """:func:`srht_dense` for A given in CSC (column-pointer) form; only one column block is dense."""
     nblk = (d + cb - 1) // cb
     m = rows.shape[0]
-    for blk in prange(nblk):
-        j0 = blk * cb
-        w = min(cb, d - j0)
-        buf = np.zeros((N, w))
-        for j in range(w):
-            for k in range(indptr[j0 + j], indptr[j0 + j + 1]):
-                i = row_idx[k]
-                buf[i, j] = coef[i] * data[k]
-        fwht_inplace(buf)
-        for t in range(m):
-            brow = buf[rows[t]]
+    items = min(nblk, _SRHT_ITEMS)
+    for it in prange(items):
+        store = np.empty(N * cb)
+        for blk in range(it, nblk, items):
+            j0 = blk * cb
+            w = min(cb, d - j0)
+            buf = store[:N * w].reshape(N, w)
+            buf[:, :] = 0.0
             for j in range(w):
-                out[t, j0 + j] = scale * brow[j]
+                for k in range(np.uint64(indptr[j0 + j]), np.uint64(indptr[j0 + j + 1])):
+                    i = np.uint64(row_idx[k])
+                    buf[i, j] = coef[i] * data[k]
+            fwht_inplace(buf)
+            for t in range(m):
+                r = np.uint64(rows[t])
+                for j in range(w):
+                    out[t, j0 + j] = scale * buf[r, j]
 
 
 @njit(cache=True, parallel=True)
@@ -203,18 +266,23 @@ def srht_adjoint(Y, n, coef, N, rows, scale, cb, out):
     """out = scale * diag(coef) (H P^T Y)[:n] (the adjoint of the SRHT), by column blocks."""
     m, k = Y.shape
     nblk = (k + cb - 1) // cb
-    for blk in prange(nblk):
-        j0 = blk * cb
-        w = min(cb, k - j0)
-        buf = np.zeros((N, w))
-        for t in range(m):
-            for j in range(w):
-                buf[rows[t], j] = Y[t, j0 + j]
-        fwht_inplace(buf)
-        for i in range(n):
-            c = scale * coef[i]
-            for j in range(w):
-                out[i, j0 + j] = c * buf[i, j]
+    items = min(nblk, _SRHT_ITEMS)
+    for it in prange(items):
+        store = np.empty(N * cb)
+        for blk in range(it, nblk, items):
+            j0 = blk * cb
+            w = min(cb, k - j0)
+            buf = store[:N * w].reshape(N, w)
+            buf[:, :] = 0.0
+            for t in range(m):
+                r = np.uint64(rows[t])
+                for j in range(w):
+                    buf[r, j] = Y[t, j0 + j]
+            fwht_inplace(buf)
+            for i in range(n):
+                c = scale * coef[i]
+                for j in range(w):
+                    out[i, j0 + j] = c * buf[i, j]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -231,23 +299,52 @@ def sparse_sign_csr(indptr, indices, data, buckets, signs, scale, sqrt_w, out):
     k = buckets.shape[1]
     weighted = sqrt_w.shape[0] > 0
     for q in prange(k):
-        for i in range(n):
+        for i in range(np.uint64(n)):
             v = signs[i, q] * scale
             c = v * sqrt_w[i] if weighted else v
             if c == 0.0:
                 continue
-            orow = out[buckets[i, q]]
-            for p in range(indptr[i], indptr[i + 1]):
-                orow[indices[p]] += c * data[p]
+            orow = out[np.uint64(buckets[i, q])]
+            for p in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
+                orow[np.uint64(indices[p])] += c * data[p]
+
+
+@njit(cache=True)
+def group_by_bucket(bucket, m):
+    """Stable counting sort of ``bucket`` (values in [0, m)): ``(ptr, order)``.
+
+    ``order`` lists the positions with bucket 0, then bucket 1, ..., each group in
+    increasing position; ``ptr`` (m + 1,) are the group boundaries. O(n + m).
+    """
+    n = bucket.shape[0]
+    ptr = np.zeros(m + 1, dtype=np.int64)
+    for t in range(np.uint64(n)):
+        ptr[np.uint64(bucket[t]) + np.uint64(1)] += 1
+    for b in range(m):
+        ptr[b + 1] += ptr[b]
+    cursor = ptr[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for t in range(np.uint64(n)):
+        b = np.uint64(bucket[t])
+        order[np.uint64(cursor[b])] = t
+        cursor[b] += 1
+    return ptr, order
 
 
 @njit(cache=True, parallel=True)
-def gather_csr_rows(indptr, indices, data, order, new_indptr, new_indices, new_data):
-    """Copy rows ``order`` of a CSR matrix into (new_indptr, new_indices, new_data) (new_indptr given)."""
-    for r in prange(order.shape[0]):
-        i = order[r]
-        src = indptr[i]
-        dst = new_indptr[r]
-        for t in range(indptr[i + 1] - src):
+def scatter_csr_rows(indptr, indices, data, order, new_indptr, new_indices, new_data):
+    """Copy row ``order[r]`` of a CSR matrix to row r of (new_indptr, new_indices, new_data).
+
+    ``new_indptr`` is given. Reads A in row order (sequential) and writes each row to
+    its new place: far faster than gathering rows at random positions.
+    """
+    n = order.shape[0]
+    pos = np.empty(n, dtype=np.int64)
+    for r in prange(n):
+        pos[np.uint64(order[r])] = r
+    for i in prange(n):
+        src = np.uint64(indptr[i])
+        dst = np.uint64(new_indptr[np.uint64(pos[i])])
+        for t in range(np.uint64(indptr[i + 1]) - src):
             new_indices[dst + t] = indices[src + t]
             new_data[dst + t] = data[src + t]

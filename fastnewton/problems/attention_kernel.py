@@ -14,8 +14,9 @@ from scipy.sparse.linalg import LinearOperator
 
 from .._validation import check_matrix, check_scalar, check_vector, check_x
 from ..exceptions import NumericalWarning, ValidationError
-from ..hessian import weighted_gram
-from ..linalg import NystromPreconditioner, pcg
+from ..linalg import NystromPreconditioner, lstsq, pcg
+from ..linalg._lstsq import default_lstsq_sketch_size
+from ..sketch import make_sketch
 
 __all__ = ["AttentionKernelRegression"]
 
@@ -81,7 +82,11 @@ class AttentionKernelRegression:
     -----
     :meth:`solve` applies :math:`G^{-1} = R^{-1} R^{-T}` j (or j + 1) times with R the
     triangular factor of A (Householder QR of A when A is dense, so G's inverse is
-    applied at κ(A) accuracy; Cholesky of :math:`A^T A` when A is sparse), then makes
+    applied at κ(A) accuracy; when A is sparse, sketch-and-precondition: R from the QR of
+    a sparse-sign sketch S A, and each :math:`G^{-1}` is CG on the matrix-free
+    :math:`A^T A` preconditioned by :math:`(R^T R)^{-1}`, O(1)-conditioned whatever κ(A),
+    with :math:`G^{-1}A^T b` for "agram" from :func:`fastnewton.linalg.lstsq`; the
+    Gram matrix, whose Cholesky factor would square κ(A), is never formed), then makes
     two steps of iterative refinement with the exact matrix-free operator (2j passes
     over A each). The error of the result grows like :math:`\kappa(A)^{2j}\epsilon`:
     the achieved relative residual is reported, and a ``NumericalWarning`` is issued
@@ -195,11 +200,17 @@ class AttentionKernelRegression:
                               message=f"relative residual {residual:.2e} after {out.nit} CG "
                                       f"iterations")
 
-    def _factor(self):
+    def _factor(self, seed):
+        """Upper triangular R with RᵀR = AᵀA (dense A: Householder QR of A) or
+        RᵀR ≈ AᵀA up to a (1 ± ε) embedding (sparse A: QR of a sparse-sign sketch S A
+        with m = max(12 d, 100) rows, one pass over A; AᵀA is never formed)."""
         if sp.issparse(self.A):
-            G = weighted_gram(self.A, np.ones(self.n))
-            return scipy.linalg.cholesky(G, lower=False)
-        return np.linalg.qr(self.A, mode="r")
+            m = default_lstsq_sketch_size(self.n, self.d)
+            if m < self.n:
+                SA = make_sketch("sparse-sign", m, self.n, seed=seed).apply(self.A)
+                return np.linalg.qr(np.asarray(SA, dtype=np.float64), mode="r"), True
+            return np.linalg.qr(self.A.toarray(), mode="r"), False
+        return np.linalg.qr(self.A, mode="r"), False
 
     def solve(self, refine=2, *, rtol=1e-10, maxiter=None, rank=None, seed=0):
         """Solve by nested triangular solves plus ``refine`` refinement steps ("gram",
@@ -230,11 +241,7 @@ class AttentionKernelRegression:
         t0 = time.perf_counter()
         if self.kind == "exp":
             return self._solve_exp(rtol, maxiter, rank, seed, t0)
-        try:
-            R = self._factor()
-        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-            raise ValidationError("A must have full column rank (its Gram matrix is not "
-                                  "positive definite)") from None
+        R, sketched = self._factor(seed)
         sv = np.linalg.svd(R, compute_uv=False)
         if not sv[-1] > self.d * np.finfo(float).eps * sv[0]:
             raise ValidationError("A must have full column rank (its smallest singular value "
@@ -246,26 +253,46 @@ class AttentionKernelRegression:
                           f"regression may be inaccurate: check res.residual.",
                           NumericalWarning, stacklevel=2)
 
+        def rinv(v):  # (RᵀR)⁻¹ v
+            v = scipy.linalg.solve_triangular(R, v, trans="T")
+            return scipy.linalg.solve_triangular(R, v)
+
+        gram_op = LinearOperator((self.d, self.d), matvec=lambda v: self._G(v, 1),
+                                 dtype=np.float64)
+        precond = LinearOperator((self.d, self.d), matvec=rinv, dtype=np.float64)
+        self._inner_iters = 0
+
         def ginv(v, times):
             for _ in range(times):
-                v = scipy.linalg.solve_triangular(R, v, trans="T")
-                v = scipy.linalg.solve_triangular(R, v)
+                if sketched:  # sketch-and-precondition: CG on AᵀA, κ(R⁻ᵀAᵀAR⁻¹) = O(1)
+                    out = pcg(gram_op, v, M=precond, rtol=1e-15, maxiter=10 * self.d + 100)
+                    self._inner_iters += out.nit
+                    v = out.x
+                else:
+                    v = rinv(v)
             return v
 
         j = self.power
         if self.kind == "gram":
-            x = ginv(self.b, j)
-            for _ in range(refine):
-                x = x + ginv(self.b - self.apply(x), j)
+            y = self.b
+        elif sketched:  # y = G⁻¹Aᵀb = argmin ‖A y − b‖: backward-stable lstsq
+            y = lstsq(self.A, self.b, seed=seed).x
+        else:
+            y = ginv(np.asarray(self.A.T @ self.b), 1)
+            for _ in range(refine):  # refinement of the least-squares solution
+                y = y + ginv(np.asarray(self.A.T @ (self.b - self.A @ y)), 1)
+        # x solves G^j x = y, refined with the exact operator (refining through
+        # (A G^j)ᵀ(A G^j) instead would work at κ(A)^(4j+2) and was measured to diverge)
+        x = ginv(y, j)
+        for _ in range(refine):
+            x = x + ginv(y - self._G(x, j), j)
+        if self.kind == "gram":
             r = self.apply(x) - self.b
             residual = float(np.linalg.norm(r) / max(np.linalg.norm(self.b), np.finfo(float).tiny))
         else:
-            x = ginv(np.asarray(self.A.T @ self.b), j + 1)
-            for _ in range(refine):
-                x = x + ginv(self._apply_T(self.b - self.apply(x)), 2 * j + 1)
             rhs = self._apply_T(self.b)
             residual = float(np.linalg.norm(self.jac(x))
                              / max(np.linalg.norm(rhs), np.finfo(float).tiny))
         return OptimizeResult(x=x, fun=self.fun(x), residual=residual, kappa=kappa,
                               success=bool(np.isfinite(residual)), time=time.perf_counter() - t0,
-                              message=f"relative residual {residual:.2e}")
+                              nit=self._inner_iters, message=f"relative residual {residual:.2e}")

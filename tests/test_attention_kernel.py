@@ -53,9 +53,11 @@ def test_exp_kernel_solve_matches_dense_solve(rng, sparse):
 
 def test_exp_kernel_blocks_match_dense(rng):
     A = rng.standard_normal((50, 4))
-    Kop = ExpKernel(A)
+    Kop = ExpKernel(A, store=False)
     Kop.block = 7  # several uneven row blocks
     V = rng.standard_normal((50, 3))
+    assert Kop.K is None and ExpKernel(A).K is not None
+    np.testing.assert_allclose(ExpKernel(A).matmat(V), np.exp(A @ A.T) @ V, rtol=1e-12)
     np.testing.assert_allclose(Kop.matmat(V), np.exp(A @ A.T) @ V, rtol=1e-12)
     np.testing.assert_allclose(Kop.to_dense(), np.exp(A @ A.T), rtol=1e-15)
     np.testing.assert_allclose(Kop.rmatvec(V[:, 0]), np.exp(A @ A.T) @ V[:, 0], rtol=1e-12)

@@ -24,25 +24,31 @@ _KINDS = ("gram", "agram", "exp")
 #: Bound on the entries of A Aᵀ for kind="exp" (exp overflows above ~709.78).
 EXP_MAX = 700.0
 _BLOCK_ENTRIES = 1 << 20  # entries of one row block of exp(A Aᵀ) (8 MB)
+_STORE_ENTRIES = 1 << 23  # exp(A Aᵀ) is stored when it has at most this many entries
 
 
 class ExpKernel(LinearOperator):
-    r"""The n x n attention kernel :math:`K = \exp(A A^T)` (entrywise), never stored.
+    r"""The n x n attention kernel :math:`K = \exp(A A^T)` (entrywise).
 
-    Products go over row blocks: :math:`(K V)_{I} = \exp(A_I A^T) V` with blocks of
-    about 2^20 entries, O(n² (d + k)) time for k columns, O(n·k + 2^20) memory. K is
-    symmetric positive semidefinite (Schur product theorem: the entrywise exponential
-    of a PSD matrix is PSD).
+    Stored once when it fits (``store=None``: n² <= 2^23 entries, 64 MB), so each product
+    is a dense GEMV; otherwise never stored: products go over row blocks,
+    :math:`(K V)_{I} = \exp(A_I A^T) V` with blocks of about 2^20 entries, O(n² (d + k))
+    time for k columns, O(n·k + 2^20) memory. K is symmetric positive semidefinite (Schur
+    product theorem: the entrywise exponential of a PSD matrix is PSD).
     """
 
-    def __init__(self, A):
+    def __init__(self, A, store=None):
         self.A = A
         n = A.shape[0]
         self.block = max(1, _BLOCK_ENTRIES // max(n, 1))
+        store = n * n <= _STORE_ENTRIES if store is None else bool(store)
+        self.K = self.to_dense() if store else None
         super().__init__(np.float64, (n, n))
 
     def _matmat(self, V):
         V = np.asarray(V, dtype=np.float64)
+        if self.K is not None:
+            return self.K @ V
         out = np.empty((self.shape[0], V.shape[1]))
         for i in range(0, self.shape[0], self.block):
             out[i:i + self.block] = np.exp(self.A[i:i + self.block] @ self.A.T) @ V

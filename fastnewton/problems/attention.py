@@ -6,7 +6,6 @@ import time
 import warnings
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 from scipy.optimize import OptimizeResult
 from scipy.sparse.linalg import LinearOperator

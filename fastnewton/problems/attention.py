@@ -316,7 +316,7 @@ class AttentionRegression:
             rho = actual / predicted if predicted > 0 and np.isfinite(actual) else -np.inf
             at_rounding = np.isfinite(actual) and abs(actual) <= 10 * eps * abs(st.fun)
             accept = rho > 1e-4 or (at_rounding and trial.grad_norm < st.grad_norm)
-            if rho < 0.25 and not accept:
+            if rho < 0.25 and not (at_rounding and accept):
                 radius = 0.25 * min(radius, step.step_norm)
             elif rho > 0.75 and step.on_boundary:
                 radius *= 2.0

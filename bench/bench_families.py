@@ -116,3 +116,56 @@ def test_bench_multisoftmax_hessp_vs_kronecker(benchmark):
                                 speedup=t_dense / benchmark.stats.stats.mean,
                                 solve_nit=res.nit, solve_cg=int(res.history["cg_iters"].sum()),
                                 bz_formed=Bz is not None)
+
+
+def test_bench_attention_solve(benchmark):
+    """AttentionRegression (n1 = n2 = 200, d = 10): variable-projection trust-region
+    Newton-CG against scipy trust-krylov (same fun/jac/hessp) and L-BFGS-B, same run.
+    Non-convex: the methods may end in different local minima (their objectives are
+    recorded)."""
+    rng = np.random.default_rng(0)
+    n, d, d3, m = 200, 10, 5, 3
+    prob = fn.AttentionRegression(rng.standard_normal((n, d)) / np.sqrt(d),
+                                  rng.standard_normal((n, d)) / np.sqrt(d),
+                                  rng.standard_normal((n, d3)), rng.standard_normal((n, m)),
+                                  lam=1e-2)
+    x0 = np.zeros(prob.size)
+    g0 = np.linalg.norm(prob.jac(x0))
+    res = benchmark.pedantic(prob.solve, kwargs=dict(tol=1e-8, maxiter=500), rounds=1,
+                             iterations=1)
+    info = dict(nit=res.nit, cg=int(res.history["cg_iters"].sum()), fun=res.fun,
+                rel_grad=res.grad_norm / g0, seconds=res.time)
+    for method, kw in (("trust-krylov", {"hessp": prob.hessp}), ("L-BFGS-B", {})):
+        t0 = time.perf_counter()
+        opts = {"gtol": 1e-8 * g0} if method != "L-BFGS-B" else {
+            "gtol": 1e-8 * g0 / np.sqrt(prob.size), "ftol": 0.0, "maxiter": 20000}
+        ref = scipy.optimize.minimize(prob.fun, x0, jac=prob.jac, method=method,
+                                      options=opts, **kw)
+        key = method.replace("-", "_").lower()
+        info.update({f"{key}_nit": ref.nit, f"{key}_seconds": time.perf_counter() - t0,
+                     f"{key}_fun": ref.fun,
+                     f"{key}_rel_grad": float(np.linalg.norm(prob.jac(ref.x)) / g0)})
+    benchmark.extra_info.update(n1=n, n2=n, d=d, d3=d3, m=m, **info)
+
+
+def test_bench_exp_kernel_solve(benchmark):
+    """exp(A Aᵀ) x = b (n = 1000, d = 50): Nyström-preconditioned CG against plain CG and
+    a dense solve (K formed, LU), same run."""
+    rng = np.random.default_rng(0)
+    n, d = 1000, 50
+    A = 1.2 * rng.standard_normal((n, d)) / np.sqrt(d)
+    b = rng.standard_normal(n)
+    prob = fn.AttentionKernelRegression(A, b, kind="exp")
+    res = benchmark.pedantic(prob.solve, kwargs=dict(rtol=1e-10, seed=0), rounds=3,
+                             iterations=1, warmup_rounds=1)  # 1st LAPACK call: ~1 s here
+    t0 = time.perf_counter()
+    plain = fn.linalg.pcg(prob.kernel, b, rtol=1e-10, maxiter=10 * n)
+    t_plain = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    x_dense = np.linalg.solve(np.exp(A @ A.T), b)
+    t_dense = time.perf_counter() - t0
+    benchmark.extra_info.update(
+        n=n, d=d, nystrom_rank=res.rank, nit=res.nit, residual=res.residual,
+        seconds=benchmark.stats.stats.min, plain_cg_nit=plain.nit, plain_cg_seconds=t_plain,
+        dense_solve_seconds=t_dense,
+        rel_err_vs_dense=float(np.linalg.norm(res.x - x_dense) / np.linalg.norm(x_dense)))

@@ -212,7 +212,7 @@ def test_attention_kernel_warns_when_ill_conditioned(rng):
 
 def test_attention_kernel_validates(rng):
     with pytest.raises(ValueError, match="kind must be one of"):
-        fn.AttentionKernelRegression(np.eye(3), np.ones(3), kind="exp")
+        fn.AttentionKernelRegression(np.eye(3), np.ones(3), kind="rbf")
     with pytest.raises(ValueError, match="power"):
         fn.AttentionKernelRegression(np.eye(3), np.ones(3), power=0)
     with pytest.raises(ValidationError, match="full column rank"):

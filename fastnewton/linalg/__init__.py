@@ -3,7 +3,10 @@
 from ._design import Design, as_design
 from ._factor import FactorizationResult, shifted_cholesky
 from ._lstsq import LstsqResult, lstsq
+from ._nystrom import NystromPreconditioner
 from ._pcg import PCGResult, pcg
+from ._trcg import SteihaugResult, steihaug_cg
 
 __all__ = ["Design", "as_design", "shifted_cholesky", "FactorizationResult", "pcg",
-           "PCGResult", "lstsq", "LstsqResult"]
+           "PCGResult", "lstsq", "LstsqResult", "steihaug_cg", "SteihaugResult",
+           "NystromPreconditioner"]

@@ -15,7 +15,8 @@ import scipy.sparse as sp
 from .._threads import thread_limit
 from ..hessian import gram
 from ..problems import PROBLEMS
-from ..sketch import make_sketch
+from ..sketch import CountSketch, make_sketch
+from ..sketch import _kernels as sketch_kernels
 
 __all__ = ["Block", "load_source", "source_shape", "build_block", "block_stats", "block_combine",
            "block_derivatives", "block_curvatures", "block_trial_stats", "block_trial_loss"]
@@ -77,6 +78,7 @@ class Block:
         self.n = problem.n
         self._cache = {}
         self._sketches = {}
+        self._layouts = {}
 
     def product(self, v):
         """A_block @ v, cached by the bytes of v."""
@@ -95,6 +97,33 @@ class Block:
             kind, m, n_total, seed = spec
             self._sketches[spec] = make_sketch(kind, m, n_total, seed=seed)
         return self._sketches[spec]
+
+    def partial_sketch(self, spec, beta_plus):
+        """S[:, block rows] diag(sqrt(beta+)) A_block, the block's share of the sketch.
+
+        For CountSketch the block keeps a copy of its rows grouped by bucket, made on
+        first use, so that every step streams the block once (as the single-process
+        CountSketch does with its layout); other kinds go through ``apply_rows``.
+        """
+        sk = self.sketch(spec)
+        design = self.problem.design
+        if not (isinstance(sk, CountSketch) and design.sparse):
+            return sk.apply_rows(design, self.row_start, row_weights=beta_plus)
+        if spec not in self._layouts:
+            ptr, order, signs = sk._columns(self.row_start, self.n)
+            A = design.A
+            indptr = np.zeros(self.n + 1, dtype=A.indptr.dtype)
+            np.cumsum(np.diff(A.indptr)[order], out=indptr[1:])
+            indices, data = np.empty_like(A.indices), np.empty_like(A.data)
+            sketch_kernels.scatter_csr_rows(A.indptr, A.indices, A.data, order, indptr,
+                                            indices, data)
+            self._layouts[spec] = (ptr, order, signs, indptr, indices, data)
+        ptr, order, signs, indptr, indices, data = self._layouts[spec]
+        coef = np.empty(self.n)
+        sketch_kernels.sorted_row_coef(signs, order, np.sqrt(beta_plus), coef)
+        out = np.zeros((sk.sketch_size, design.d))
+        sketch_kernels.countsketch_sorted_csr(indptr, indices, data, ptr, coef, out)
+        return out
 
 
 def build_block(source, row_start, family, kwargs):
@@ -167,9 +196,8 @@ def block_derivatives(block, x, stats, model):
 
             out["H"] = gram(design, DiagLowRank(parts.beta))
         else:
-            sk = block.sketch(model[1])
             beta_plus, _ = parts.psd_split()
-            out["SA"] = sk.apply_rows(design.A, block.row_start, row_weights=beta_plus)
+            out["SA"] = block.partial_sketch(model[1], beta_plus)
         if parts.U is not None:
             out["AU"] = design.rmatmat(parts.U)
             out["C"] = parts.C

@@ -69,7 +69,7 @@ def _reference_solution(name):
 CASES = ["softmax", "rescaled-exp", "rescaled-cosh", "resnet", "copyright", "twolayer"]
 
 
-@pytest.mark.parametrize("method", ["exact", "sketch"])
+@pytest.mark.parametrize("method", ["exact", "sketch", "pcg", "sample"])
 @pytest.mark.parametrize("name", CASES)
 def test_family_converges_and_matches_reference(name, method):
     prob, fg, x0, convex = _case(name)

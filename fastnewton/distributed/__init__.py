@@ -8,7 +8,7 @@ cluster the Dask way: ``LocalCluster`` on one machine, dask-jobqueue's ``SLURMCl
 """
 
 try:
-    import distributed as _distributed  # noqa: F401
+    import distributed as _distributed  # noqa: F401  (fail early with a clear message)
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("fastnewton.distributed needs dask.distributed: "
                       "pip install 'fastnewton[distributed]'") from exc

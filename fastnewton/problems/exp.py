@@ -103,8 +103,10 @@ class ExpRegression(Problem):
         return 0.5 * fixed_dot(r, r)
 
     def block_loss_grad(self, z_blk, rows, stats):
-        r = self._f(z_blk) - self.b[rows]
-        return 0.5 * fixed_dot(r, r), self._df(z_blk) * r
+        fz = self._f(z_blk)
+        r = fz - self.b[rows]
+        dfz = fz if self.f == "exp" else self._df(z_blk)  # exp' == exp: one exp, not two
+        return 0.5 * fixed_dot(r, r), dfz * r
 
     def block_parts(self, z_blk, rows, stats):
         fz = self._f(z_blk)

@@ -246,7 +246,10 @@ def test_result_fields(acceptance):
     for key in ("fun", "grad_norm", "step_size", "inner_iters", "sketch_size", "time"):
         assert res.history[key].shape == (res.nit + 1,), key
     assert res.history["fun"][-1] == pytest.approx(res.fun, rel=1e-12)
-    assert (np.diff(res.history["fun"]) <= 0).all()  # monotone decrease (Armijo)
+    # Monotone decrease (Armijo), up to the rounding-level steps the line search accepts
+    # when they decrease the gradient (see newton._armijo).
+    fun = res.history["fun"]
+    assert (np.diff(fun) <= 10 * np.finfo(float).eps * np.abs(fun[:-1])).all()
     assert (np.diff(res.history["time"]) >= 0).all()
     for key in ("sketch", "assemble", "factor", "solve", "line_search", "total"):
         assert key in res.timings and res.timings[key] >= 0.0, key

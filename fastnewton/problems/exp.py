@@ -9,9 +9,14 @@ import numpy as np
 from .._validation import check_vector
 from ..exceptions import NonConvexWarning
 from ..linalg._design import fixed_dot
+from ..hessian import DiagLowRank
+from ..linalg._design import n_row_blocks
+from . import _kernels
 from ._base import Problem
 
 __all__ = ["ExpRegression", "convexity_bound"]
+
+_KIND = {"exp": 0, "cosh": 1, "sinh": 2}
 
 # f and f' for each choice of f; f'' == f for all three.
 _FUNCS = {
@@ -107,6 +112,29 @@ class ExpRegression(Problem):
         r = fz - self.b[rows]
         dfz = fz if self.f == "exp" else self._df(z_blk)  # exp' == exp: one exp, not two
         return 0.5 * fixed_dot(r, r), dfz * r
+
+    # -- z-space interface on the whole z: one fused numba pass each ---------------------
+    def _fused_args(self, z):
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        if z.shape != (self.n,):
+            raise ValueError(f"z must have shape ({self.n},), got {z.shape}")
+        w2 = self._w2 if self._w2 is not None else np.zeros(self.n)
+        return z, self.b, w2, _KIND[self.f], np.empty(n_row_blocks(self.n))
+
+    def loss_z(self, z):
+        val = _kernels.exp_family_loss(*self._fused_args(z))
+        return val if np.isfinite(val) else np.inf
+
+    def loss_grad_z(self, z):
+        grad = np.empty(self.n)
+        val = _kernels.exp_family_loss_grad(*self._fused_args(z), grad)
+        return (val if np.isfinite(val) else np.inf), grad
+
+    def parts_z(self, z):
+        z, b, w2, kind, _ = self._fused_args(z)
+        beta = np.empty(self.n)
+        _kernels.exp_family_beta(z, b, w2, kind, beta)
+        return DiagLowRank(beta)
 
     def block_parts(self, z_blk, rows, stats):
         fz = self._f(z_blk)

@@ -122,7 +122,7 @@ class ExpRegression(Problem):
         return z, self.b, w2, _KIND[self.f], np.empty(n_row_blocks(self.n))
 
     def loss_z(self, z):
-        val = _kernels.exp_family_loss(*self._fused_args(z))
+        val = _kernels.exp_family_loss_grad(*self._fused_args(z), np.empty(0))
         return val if np.isfinite(val) else np.inf
 
     def loss_grad_z(self, z):

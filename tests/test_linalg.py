@@ -184,3 +184,20 @@ def test_lstsq_bad_input(rng):
         lstsq(B, np.ones(100), seed=0)
     with pytest.raises(ValueError, match="unknown sketch 'nope'"):
         lstsq(A, np.ones(100), sketch="nope")
+
+
+# -- tall_gram ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(3000, 300), (900, 513), (40, 7), (2000, 256)])
+def test_tall_gram_matches_numpy_and_ignores_threads(rng, shape):
+    from fastnewton.linalg._tallgram import tall_gram
+
+    X = rng.standard_normal(shape)
+    ref = X.T @ X
+    runs = [tall_gram(X, n_threads=t) for t in (1, 2, 3)]
+    np.testing.assert_allclose(runs[0], ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    assert np.array_equal(runs[0], runs[0].T)  # exactly symmetric
+    for G in runs[1:]:  # same blocks, same BLAS calls: same bits for any thread count
+        assert np.array_equal(G, runs[0])
+    with thread_limit(2):
+        assert np.array_equal(tall_gram(X), runs[0])

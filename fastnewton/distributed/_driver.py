@@ -14,11 +14,11 @@ import warnings
 
 import numpy as np
 
-from .._threads import blas_for
 from .._steps import default_sketch_size
 from .._validation import check_scalar, check_x
 from ..exceptions import ConvergenceWarning, ValidationError
 from ..linalg import pcg, shifted_cholesky
+from ..linalg._tallgram import tall_gram
 from ..newton import (_EPS, _MESSAGES, CONVERGED_DECREMENT, CONVERGED_GRADIENT,
                       LINE_SEARCH_FAILED, NON_FINITE, STOPPED_BY_CALLBACK, NewtonResult,
                       stop_status, subspace_coefficients)
@@ -97,8 +97,7 @@ def _model_hessian(outs, lam, d):
         SA = outs[0]["SA"].copy()
         for o in outs[1:]:
             SA += o["SA"]
-        with blas_for(SA.shape[0] * d * d):
-            H = SA.T @ SA
+        H = tall_gram(SA)
     AU, C = _low_rank(outs)
     if AU is not None:
         H += AU @ C @ AU.T

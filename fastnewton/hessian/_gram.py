@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._threads import blas_for
 from .._validation import check_scalar
 from ..exceptions import ValidationError
 from ..linalg._design import as_design
+from ..linalg._tallgram import tall_gram
 from . import _kernels
 from ._parts import DiagLowRank
 
@@ -129,6 +129,5 @@ def sketched_gram(A, parts, sketch, ridge=0.0, out=None):
     check_scalar(ridge, "ridge")
     beta_plus, _ = parts.psd_split()
     SA = sketch.apply(design, row_weights=beta_plus, out=out)
-    with blas_for(SA.shape[0] * SA.shape[1] ** 2):
-        G = SA.T @ SA
+    G = tall_gram(SA)
     return _add_low_rank_and_ridge(G, design, parts, ridge)

@@ -205,6 +205,24 @@ def test_srht_matches_hadamard(n, seed):
         np.testing.assert_allclose(S.to_dense() @ S.to_dense().T, N / m * np.eye(m), atol=1e-12)
 
 
+@pytest.mark.parametrize("m", [3, 40, 600])
+def test_srht_pruned_transform_matches_explicit_hadamard(rng, seed, m):
+    """Dense and CSR input, chunked transform with skipped empty/padding chunks."""
+    n, d = 1000, 37
+    S = SRHT(m, n, seed=seed)
+    H = scipy.linalg.hadamard(S.padded_n)[S.rows, :n] / np.sqrt(m)
+    D = np.sign(S.to_dense()[0] / H[0]) / 1.0  # the random signs, from the first row
+    A = sp.random(n, d, density=0.05, random_state=seed, format="lil")
+    A[100:700] = 0.0  # whole chunks of rows without nonzeros
+    A = sp.csr_array(A)
+    ref = (H * D) @ A.toarray()
+    np.testing.assert_allclose(S @ A, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(S @ A.toarray(), ref, rtol=1e-12, atol=1e-12)
+    w = rng.random(n)
+    np.testing.assert_allclose(S.apply(A, row_weights=w), (H * D * np.sqrt(w)) @ A.toarray(),
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_row_sampler_weights(rng, seed):
     n, m = 200, 50
     p = rng.random(n)

@@ -212,53 +212,121 @@ def fwht_inplace(buf):
 _SRHT_ITEMS = 64
 
 
+@njit(cache=True, inline="always")
+def _parity(x):
+    """Parity of the set bits of a non-negative int64 (the sign of an entry of H)."""
+    x ^= x >> 32
+    x ^= x >> 16
+    x ^= x >> 8
+    x ^= x >> 4
+    x ^= x >> 2
+    x ^= x >> 1
+    return x & 1
+
+
+@njit(cache=True)
+def _srht_gather(chunk, i1, hi_rows, lo_rows, acc):
+    """acc[t] += H_{N/L}[hi_rows[t], i1] * chunk[lo_rows[t]] (the pruned outer transform)."""
+    w = chunk.shape[1]
+    for t in range(acc.shape[0]):
+        src = chunk[np.uint64(lo_rows[t])]
+        dst = acc[t]
+        if _parity(hi_rows[t] & i1):
+            for j in range(w):
+                dst[j] -= src[j]
+        else:
+            for j in range(w):
+                dst[j] += src[j]
+
+
 @njit(cache=True, parallel=True)
-def srht_dense(A, coef, N, rows, scale, cb, out):
-    """out[:, J] = scale * (H diag(coef) [A; 0])[rows, J] for column blocks J of width cb."""
+def srht_dense(A, coef, L, hi_rows, lo_rows, scale, cb, out):
+    """out[:, J] = scale * (H diag(coef) [A; 0])[rows, J] for column blocks J of width cb.
+
+    Pruned transform: with H_N = H_{N/L} (x) H_L and the sampled rows split as
+    ``rows = hi_rows * L + lo_rows``, each chunk of L rows of a column block is scaled,
+    transformed by H_L in cache and added, with the signs of H_{N/L}, into the m
+    sampled outputs only: one read of A, O(N log L + m N / L) flops per column, no
+    N-row buffer. Chunks past the last row of A (the zero padding) are skipped.
+    """
     n, d = A.shape
     nblk = (d + cb - 1) // cb
-    m = rows.shape[0]
+    m = hi_rows.shape[0]
     items = min(nblk, _SRHT_ITEMS)
+    n_chunks = (n + L - 1) // L
     for it in prange(items):
-        store = np.empty(N * cb)
+        store = np.empty(L * cb)
+        acc_store = np.empty(m * cb)
         for blk in range(it, nblk, items):
             j0 = np.uint64(blk * cb)
             w = min(cb, d - blk * cb)
-            buf = store[:N * w].reshape(N, w)
-            for i in range(np.uint64(n)):
-                c = coef[i]
+            chunk = store[:L * w].reshape(L, w)
+            acc = acc_store[:m * w].reshape(m, w)
+            acc[:, :] = 0.0
+            for i1 in range(n_chunks):
+                r0 = i1 * L
+                rows_here = min(L, n - r0)
+                for r in range(rows_here):
+                    i = np.uint64(r0 + r)
+                    c = coef[i]
+                    for j in range(np.uint64(w)):
+                        chunk[r, j] = c * A[i, j0 + j]
+                chunk[rows_here:, :] = 0.0
+                fwht_inplace(chunk)
+                _srht_gather(chunk, i1, hi_rows, lo_rows, acc)
+            for t in range(m):
                 for j in range(np.uint64(w)):
-                    buf[i, j] = c * A[i, j0 + j]
-            buf[n:, :] = 0.0
-            fwht_inplace(buf)
-            for t in range(np.uint64(m)):
-                r = np.uint64(rows[t])
-                for j in range(np.uint64(w)):
-                    out[t, j0 + j] = scale * buf[r, j]
+                    out[t, j0 + j] = scale * acc[t, j]
 
 
 @njit(cache=True, parallel=True)
-def srht_csc(indptr, row_idx, data, d, coef, N, rows, scale, cb, out):
-    """:func:`srht_dense` for A given in CSC (column-pointer) form; only one column block is dense."""
+def srht_csc(indptr, row_idx, data, d, coef, L, hi_rows, lo_rows, scale, cb, out):
+    """:func:`srht_dense` for A given in CSC form (rows sorted within each column).
+
+    Each chunk of L rows of a column block is filled from the block's columns (one
+    cursor per column); chunks without nonzeros are skipped.
+    """
     nblk = (d + cb - 1) // cb
-    m = rows.shape[0]
+    m = hi_rows.shape[0]
     items = min(nblk, _SRHT_ITEMS)
     for it in prange(items):
-        store = np.empty(N * cb)
+        store = np.empty(L * cb)
+        acc_store = np.empty(m * cb)
+        cursor = np.empty(cb, dtype=np.int64)
         for blk in range(it, nblk, items):
             j0 = blk * cb
             w = min(cb, d - j0)
-            buf = store[:N * w].reshape(N, w)
-            buf[:, :] = 0.0
+            chunk = store[:L * w].reshape(L, w)
+            acc = acc_store[:m * w].reshape(m, w)
+            acc[:, :] = 0.0
             for j in range(w):
-                for k in range(np.uint64(indptr[j0 + j]), np.uint64(indptr[j0 + j + 1])):
-                    i = np.uint64(row_idx[k])
-                    buf[i, j] = coef[i] * data[k]
-            fwht_inplace(buf)
-            for t in range(m):
-                r = np.uint64(rows[t])
+                cursor[j] = indptr[j0 + j]
+            while True:
+                # the next chunk holding a nonzero of this block
+                first = -1
                 for j in range(w):
-                    out[t, j0 + j] = scale * buf[r, j]
+                    if cursor[j] < indptr[j0 + j + 1]:
+                        row = row_idx[np.uint64(cursor[j])]
+                        if first < 0 or row < first:
+                            first = row
+                if first < 0:
+                    break
+                i1 = first // L
+                hi = (i1 + 1) * L
+                chunk[:, :] = 0.0
+                for j in range(w):
+                    k = np.uint64(cursor[j])
+                    end = np.uint64(indptr[j0 + j + 1])
+                    while k < end and row_idx[k] < hi:
+                        i = np.uint64(row_idx[k])
+                        chunk[i - np.uint64(i1 * L), j] = coef[i] * data[k]
+                        k += np.uint64(1)
+                    cursor[j] = k
+                fwht_inplace(chunk)
+                _srht_gather(chunk, i1, hi_rows, lo_rows, acc)
+            for t in range(m):
+                for j in range(w):
+                    out[t, j0 + j] = scale * acc[t, j]
 
 
 @njit(cache=True, parallel=True)

@@ -11,8 +11,23 @@ from ._hashing import key_from_seed, row_hash, sign_of
 
 __all__ = ["SRHT"]
 
-#: Columns transformed together by one thread (its buffer is next_pow2(n) x this).
+#: Columns transformed together by one thread.
 SRHT_COLUMN_BLOCK = 16
+
+
+def _pruned_split(N, m, rows):
+    """Chunk length L of the pruned transform and the sampled rows split as hi * L + lo.
+
+    H_N = H_{N/L} (x) H_L: a column costs N log2(L) flops for the chunk transforms plus
+    m N / L for the m sampled outputs of the outer factor; L = N / K with K the power of
+    two nearest the minimizer K* = N / (m ln 2) of that sum.
+    """
+    K = 1
+    target = N / (m * np.log(2.0))
+    while 2 * K <= N and abs(np.log2(2 * K / target)) < abs(np.log2(K / target)):
+        K *= 2
+    L = N // K
+    return L, (rows // L).astype(np.int64), (rows % L).astype(np.int64)
 
 
 class SRHT(Sketch):
@@ -26,8 +41,8 @@ class SRHT(Sketch):
     whatever the sparsity of A (it is not an input-sparsity-time sketch).
 
     Sparse A is processed by column blocks of width ``SRHT_COLUMN_BLOCK`` from a CSC
-    copy (made once per call, or reused from a ``Design``); only one N x block buffer
-    per thread is dense at a time, never all of A.
+    copy (made once per call, or reused from a ``Design``); only one chunk of rows of
+    one column block per thread is dense at a time, never all of A.
 
     Sketch size: a (1 ± eps) subspace embedding of a d-dimensional subspace with
     probability 1 - delta needs m = O((sqrt(d) + sqrt(log(n/delta)))^2 log(d/delta) / eps^2)
@@ -43,11 +58,13 @@ class SRHT(Sketch):
 
     Notes
     -----
-    Memory: the (m, d) output, the sampled row indices (m) and signs (n), plus one
-    N x 16 float64 buffer and a 256 KiB scratch per running thread. The transform
-    of a column block runs in two cache-friendly passes (Kronecker split of H,
-    radix-4 butterflies); blocks of 16 columns balance the strided reads of dense A
-    against the buffer staying in cache.
+    Memory: the (m, d) output, the sampled row indices (m) and signs (n), plus per
+    running thread an L x 16 chunk and an m x 16 accumulator. The transform is pruned
+    to the m sampled rows: with :math:`H_N = H_{N/L} \otimes H_L`, each chunk of L rows
+    of a 16-column block is scaled, transformed by :math:`H_L` in cache (radix-4
+    butterflies) and added into the m outputs with the signs of :math:`H_{N/L}`; one
+    read of A, :math:`O(N \log L + m N / L)` flops per column, L chosen to minimize
+    that (see ``_pruned_split``). Sparse A skips chunks of rows without nonzeros.
 
     Examples
     --------
@@ -67,6 +84,7 @@ class SRHT(Sketch):
         sub = np.random.default_rng([int(self.key), 1])
         self.rows = np.sort(sub.choice(self.padded_n, self.sketch_size, replace=False)).astype(np.int64)
         self.scale = 1.0 / np.sqrt(self.sketch_size)
+        self._split = _pruned_split(self.padded_n, self.sketch_size, self.rows)
 
     @staticmethod
     def default_size(n, d):
@@ -79,6 +97,7 @@ class SRHT(Sketch):
     def _apply(self, inp, out):
         design = inp.design
         coef = self._coef(inp)
+        L, hi_rows, lo_rows = self._split
         if design.sparse:
             if inp.from_design:
                 indptr, row_idx, data = design.csc_arrays()
@@ -86,10 +105,10 @@ class SRHT(Sketch):
                 At = design.A.tocsc()
                 At.sort_indices()
                 indptr, row_idx, data = At.indptr, At.indices, At.data
-            _kernels.srht_csc(indptr, row_idx, data, design.d, coef, self.padded_n, self.rows,
+            _kernels.srht_csc(indptr, row_idx, data, design.d, coef, L, hi_rows, lo_rows,
                               self.scale, SRHT_COLUMN_BLOCK, out)
         else:
-            _kernels.srht_dense(design.A, coef, self.padded_n, self.rows, self.scale,
+            _kernels.srht_dense(design.A, coef, L, hi_rows, lo_rows, self.scale,
                                 SRHT_COLUMN_BLOCK, out)
 
     def _rmatmat(self, Y):

@@ -119,10 +119,9 @@ class Block:
                                             indices, data)
             self._layouts[spec] = (ptr, order, signs, indptr, indices, data)
         ptr, order, signs, indptr, indices, data = self._layouts[spec]
-        coef = np.empty(self.n)
-        sketch_kernels.sorted_row_coef(signs, order, np.sqrt(beta_plus), coef)
         out = np.zeros((sk.sketch_size, design.d))
-        sketch_kernels.countsketch_sorted_csr(indptr, indices, data, ptr, coef, out)
+        sketch_kernels.countsketch_sorted_csr(indptr, indices, data, ptr, signs, order,
+                                              np.sqrt(beta_plus), out)
         return out
 
 
@@ -196,7 +195,7 @@ def block_derivatives(block, x, stats, model):
 
             out["H"] = gram(design, DiagLowRank(parts.beta))
         else:
-            beta_plus, _ = parts.psd_split()
+            beta_plus = np.maximum(parts.beta, 0.0)  # psd_split()[0]
             out["SA"] = block.partial_sketch(model[1], beta_plus)
         if parts.U is not None:
             out["AU"] = design.rmatmat(parts.U)

@@ -45,12 +45,18 @@ class SketchInput:
         self.d = design.d
         if row_weights is None:
             self.sqrt_w = _EMPTY
-        else:
-            w = check_vector(row_weights, n_rows, "row_weights")
-            if (w < 0).any():
-                raise ValidationError(
-                    f"row_weights must be non-negative, got a minimum of {w.min():g}")
-            self.sqrt_w = np.sqrt(w)
+            return
+        w = row_weights
+        if isinstance(w, np.ndarray) and w.dtype == np.float64 and w.shape == (n_rows,):
+            # the common case (a Newton step's weights): check and sqrt in one parallel pass
+            self.sqrt_w = np.empty(n_rows)
+            if _kernels.sqrt_weights(np.ascontiguousarray(w), self.sqrt_w) == 0:
+                return
+        w = check_vector(row_weights, n_rows, "row_weights")
+        if (w < 0).any():
+            raise ValidationError(
+                f"row_weights must be non-negative, got a minimum of {w.min():g}")
+        self.sqrt_w = np.sqrt(w)
 
 
 def _output(out, m, d, vector):

@@ -75,11 +75,8 @@ class CountSketch(RowSketch):
         design = inp.design
         if design.sparse and self.reorder and inp.from_design:
             indptr, indices, data = self._reordered(design)
-            coef = self._csr_cache[2]
-            if inp.sqrt_w.size:
-                coef = np.empty(self.n)
-                _kernels.sorted_row_coef(self._csr_cache[2], self._order, inp.sqrt_w, coef)
-            _kernels.countsketch_sorted_csr(indptr, indices, data, self._bucket_ptr, coef, out)
+            _kernels.countsketch_sorted_csr(indptr, indices, data, self._bucket_ptr,
+                                            self._csr_cache[2], self._order, inp.sqrt_w, out)
         else:
             super()._apply(inp, out)
 

@@ -19,7 +19,7 @@ __all__ = [
     "srht_csc",
     "srht_adjoint",
     "sparse_sign_csr",
-    "sorted_row_coef",
+    "sqrt_weights",
     "group_by_bucket",
     "scatter_csr_rows",
 ]
@@ -65,17 +65,20 @@ def row_sketch_dense(A, s_ptr, s_cols, s_vals, sqrt_w, out):
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
-def countsketch_sorted_csr(indptr, indices, data, bucket_ptr, row_coef, out):
+def countsketch_sorted_csr(indptr, indices, data, bucket_ptr, sign, order, sqrt_w, out):
     """CountSketch of a CSR matrix whose rows are already grouped by bucket.
 
     Rows ``bucket_ptr[b]:bucket_ptr[b + 1]`` of the (reordered) matrix belong to
-    bucket b, so each thread streams a contiguous slice of A: one pass, no gathers.
+    bucket b, so each thread streams a contiguous slice of A: one pass, no gathers
+    but the row weight: row r of the reordered matrix is row ``order[r]`` of A, with
+    coefficient ``sign[r] * sqrt_w[order[r]]`` (``sign[r]`` when ``sqrt_w`` is empty).
     """
     m = bucket_ptr.shape[0] - 1
+    weighted = sqrt_w.shape[0] > 0
     for b in prange(m):
         orow = out[b]
         for i in range(np.uint64(bucket_ptr[b]), np.uint64(bucket_ptr[b + 1])):
-            c = row_coef[i]
+            c = sign[i] * sqrt_w[np.uint64(order[i])] if weighted else sign[i]
             if c == 0.0:
                 continue
             for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
@@ -83,11 +86,23 @@ def countsketch_sorted_csr(indptr, indices, data, bucket_ptr, row_coef, out):
 
 
 @njit(cache=True, parallel=True)
-def sorted_row_coef(sign, order, sqrt_w, out):
-    """out[r] = sign[r] * sqrt_w[order[r]] (or sign[r] when sqrt_w is empty)."""
-    weighted = sqrt_w.shape[0] > 0
-    for r in prange(order.shape[0]):
-        out[r] = sign[r] * sqrt_w[np.uint64(order[r])] if weighted else sign[r]
+def sqrt_weights(w, out):
+    """out = sqrt(w); returns the number of entries of w that are negative or not finite."""
+    nb = 64
+    n = w.shape[0]
+    step = (n + nb - 1) // nb
+    bad = np.zeros(nb, dtype=np.int64)
+    for blk in prange(nb):
+        cnt = 0
+        for i in range(blk * step, min(n, (blk + 1) * step)):
+            v = w[i]
+            if v >= 0.0 and v < np.inf:  # False for NaN
+                out[i] = np.sqrt(v)
+            else:
+                cnt += 1
+                out[i] = np.nan
+        bad[blk] = cnt
+    return bad.sum()
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})

@@ -442,7 +442,7 @@ def _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm, gamma, dtol, max_t
 
 def _curvature(parts, lam, Au, u, Av, v):
     """u^T H v for the exact Hessian H = A^T B A + lam I, given A u and A v (O(n))."""
-    c = fixed_dot(parts.beta, Au * Av) + lam * float(u @ v)
+    c = fixed_dot(parts.beta, Au, Av) + lam * float(u @ v)
     if parts.U is not None:
         c += float((parts.U.T @ Au) @ (parts.C @ (parts.U.T @ Av)))
     return c

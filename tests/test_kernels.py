@@ -242,10 +242,14 @@ def test_fixed_dot_ignores_blas_threads(rng):
     """Long n-vector reductions (objective, line search) must not depend on BLAS threads."""
     from fastnewton.linalg._design import fixed_dot
 
-    a, b = rng.standard_normal(50_000), rng.standard_normal(50_000)
-    with thread_limit(1):
-        one = fixed_dot(a, b)
-    with thread_limit(2):
-        two = fixed_dot(a, b)
-    assert one == two
-    assert one == pytest.approx(float(np.dot(a, b)), rel=1e-12, abs=1e-12 * np.abs(a * b).sum())
+    for n in (50_000, 5_000, 4 * 4096 + 3):  # numba blocks / einsum / ragged last block
+        a, b, c = rng.standard_normal((3, n))
+        with thread_limit(1):
+            one, one3 = fixed_dot(a, b), fixed_dot(a, b, c)
+        with thread_limit(2):
+            two, two3 = fixed_dot(a, b), fixed_dot(a, b, c)
+        assert one == two and one3 == two3
+        assert one == pytest.approx(float(np.dot(a, b)), rel=1e-12,
+                                    abs=1e-12 * np.abs(a * b).sum())
+        assert one3 == pytest.approx(float(np.sum(a * b * c)), rel=1e-12,
+                                     abs=1e-12 * np.abs(a * b * c).sum())

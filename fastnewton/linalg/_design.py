@@ -31,14 +31,28 @@ def n_row_blocks(n):
     return int(min(MAX_ROW_BLOCKS, max(1, -(-n // MIN_BLOCK_ROWS))))
 
 
-def fixed_dot(a, b):
-    """Dot product of two 1-D float64 arrays whose rounding never depends on thread counts.
+def fixed_dot(a, b, c=None):
+    """``sum(a * b)`` (or ``sum(a * b * c)``) of 1-D float64 arrays, rounded the same way
+    whatever the thread count.
 
     OpenBLAS splits a long ``ddot`` (n > ~10,000) across its threads, so ``a @ b``
     changes in the last bits with the BLAS thread count; numpy's einsum loop does not
-    call BLAS. Use this for the n-length reductions of objectives and line searches.
+    call BLAS. The three-factor form of long vectors goes through a parallel numba
+    reduction over ``n_row_blocks(n)`` fixed blocks summed in order (one pass, no
+    temporary for ``b * c``). Use this for the n-length reductions of objectives and
+    line searches.
     """
-    return float(np.einsum("i,i->", a, b))
+    if c is None:
+        return float(np.einsum("i,i->", a, b))
+    n = a.shape[0]
+    if n < 2 * MIN_BLOCK_ROWS:
+        return float(np.einsum("i,i,i->", a, b, c))
+    a, b, c = (np.ascontiguousarray(v, dtype=np.float64) for v in (a, b, c))
+    if b.shape != (n,) or c.shape != (n,):
+        raise ValueError("fixed_dot needs 1-D arrays of one length")
+    return float(_kernels.dot_blocks(a, b, c, n_row_blocks(n)))
+
+
 
 
 class Design:

@@ -150,7 +150,7 @@ class Problem:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             val = float(self._loss(z))
             if self._w2 is not None:
-                val += 0.5 * fixed_dot(self._w2, z * z)
+                val += 0.5 * fixed_dot(self._w2, z, z)
         return val if np.isfinite(val) else np.inf
 
     def loss_grad_z(self, z):
@@ -159,7 +159,7 @@ class Problem:
             val, g = self._loss_grad(z)
             val = float(val)
             if self._w2 is not None:
-                val += 0.5 * fixed_dot(self._w2, z * z)
+                val += 0.5 * fixed_dot(self._w2, z, z)
                 g = g + self._w2 * z
         if not np.isfinite(val):
             val = np.inf

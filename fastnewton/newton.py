@@ -26,7 +26,7 @@ from scipy.optimize import OptimizeResult
 from ._validation import check_rng, check_scalar, check_x
 from ._state import NewtonState, check_resume
 from .exceptions import ConvergenceWarning, ValidationError
-from .linalg._design import fixed_dot
+from .linalg._design import axpby, fixed_dot
 from ._steps import STEP_MODELS, default_sketch_size
 from .problems import REQUIRED_METHODS
 
@@ -294,7 +294,7 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
             break
         if gradreg:
             hist["gamma"].append(gamma)
-        prev_step = (x_new - x, z_new - z)
+        prev_step = (x_new - x, axpby(1.0, z_new, -1.0, z))
         x, z = x_new, z_new
         t0 = time.perf_counter()
         if g_new is None:
@@ -501,7 +501,7 @@ def _subspace_step(parts, lam, g, p, Ap, gp, prev_step):
     a, b, t_init = subspace_coefficients(cpp, cps, css, gp, gs)
     if b == 0.0:
         return p, Ap, gp, t_init
-    return a * p + b * s, a * Ap + b * As, a * gp + b * gs, t_init
+    return a * p + b * s, axpby(a, Ap, b, As), a * gp + b * gs, t_init
 
 
 def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.0):
@@ -516,7 +516,7 @@ def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.
     t = t_init
     fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
     for trial in range(1, max_backtracks + 1):
-        z_t = z + t * Ap
+        z_t = axpby(1.0, z, t, Ap)
         x_t = x + t * p
         f_t = problem.loss_z(z_t) + 0.5 * lam * float(x_t @ x_t)
         if np.isfinite(f_t):

@@ -253,3 +253,12 @@ def test_fixed_dot_ignores_blas_threads(rng):
                                     abs=1e-12 * np.abs(a * b).sum())
         assert one3 == pytest.approx(float(np.sum(a * b * c)), rel=1e-12,
                                      abs=1e-12 * np.abs(a * b * c).sum())
+
+
+def test_axpby_matches_numpy_rounding(rng):
+    from fastnewton.linalg._design import axpby
+
+    for n in (10, 3 * 4096 + 1, 60_000):
+        x, y = rng.standard_normal((2, n))
+        for alpha, beta in ((1.0, 0.37), (-0.5, 2.25), (1.0, -1.0)):
+            assert np.array_equal(axpby(alpha, x, beta, y), alpha * x + beta * y)

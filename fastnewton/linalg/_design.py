@@ -14,7 +14,7 @@ from .._validation import check_matrix
 from ..exceptions import ValidationError
 from . import _kernels
 
-__all__ = ["Design", "as_design", "n_row_blocks", "fixed_dot"]
+__all__ = ["Design", "as_design", "n_row_blocks", "fixed_dot", "axpby"]
 
 #: Upper bound on the number of row blocks of a reduction (buffers are blocks x d).
 MAX_ROW_BLOCKS = 64
@@ -53,6 +53,19 @@ def fixed_dot(a, b, c=None):
     return float(_kernels.dot_blocks(a, b, c, n_row_blocks(n)))
 
 
+
+
+def axpby(alpha, x, beta, y):
+    """Return ``alpha * x + beta * y`` for 1-D float64 arrays (one parallel pass when long).
+
+    Elementwise, so the result never depends on the thread count; rounded as numpy
+    rounds ``alpha * x + beta * y``.
+    """
+    if x.shape[0] < 2 * MIN_BLOCK_ROWS:
+        return alpha * x + beta * y
+    out = np.empty(x.shape[0])
+    _kernels.axpby(float(alpha), x, float(beta), y, out)
+    return out
 
 
 class Design:

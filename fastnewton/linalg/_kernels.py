@@ -10,7 +10,8 @@ number of threads.
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["csr_matvec", "csr_rmatvec", "csr_normal_matvec", "sum_blocks", "dot_blocks"]
+__all__ = ["csr_matvec", "csr_rmatvec", "csr_normal_matvec", "sum_blocks", "dot_blocks",
+           "axpby"]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -33,6 +34,13 @@ def sum_blocks(buf, out):
     for b in range(1, nb):
         for j in range(d):
             out[j] += buf[b, j]
+
+
+@njit(cache=True, parallel=True)
+def axpby(alpha, x, beta, y, out):
+    """out = alpha x + beta y (elementwise, no fused multiply-add: numpy's rounding)."""
+    for i in prange(x.shape[0]):
+        out[i] = alpha * x[i] + beta * y[i]
 
 
 @njit(cache=True, parallel=True)

@@ -5,12 +5,13 @@ Usage::
     python -m pytest bench/ --benchmark-json=results.json
     python -m fastnewton.report results.json -o report/
 
-writes ``report/report.md`` and, when matplotlib is installed (extra ``plot``), PNG
-plots next to it. The input is what the ``bench/`` suite records: every benchmark has
-``extra_info`` with ``suite`` (``floor``, ``kernel``, ``newton``, ``e2e``, ``threads``),
-``op`` and the sizes ``n``, ``d``, ``nnz_per_row``, ``nnz``; end-to-end runs add
-``converged``, ``capped``, ``rel_grad`` and a convergence curve (``curve_t``,
-``curve_g``); Newton steps add seconds per ``phases``.
+(or, the same program, ``fastnewton report results.json -o report/`` and ``python -m
+fastnewton.bench.report results.json -o report/``) writes ``report/report.md`` and, when
+matplotlib is installed (extra ``plot``), PNG plots next to it. The input is what the
+``bench/`` suite records: every benchmark has ``extra_info`` with ``suite`` (``floor``,
+``kernel``, ``newton``, ``e2e``, ``threads``), ``op`` and the sizes ``n``, ``d``,
+``nnz_per_row``, ``nnz``; end-to-end runs add ``converged``, ``capped``, ``rel_grad`` and
+a convergence curve (``curve_t``, ``curve_g``); Newton steps add seconds per ``phases``.
 
 Figures, all from medians of the same run:
 
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["Record", "PowerFit", "load_records", "fit_power", "scaling_fits", "build_report",
-           "write_report", "main"]
+           "write_report", "add_arguments", "run", "main"]
 
 GRID_SUITES = ("floor", "kernel", "newton")
 
@@ -485,25 +486,41 @@ def write_report(paths, outdir, plots=True, stat="median"):
     return path
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m fastnewton.report",
-        description="Turn pytest-benchmark JSON from bench/ into a Markdown report with fitted "
-                    "scaling exponents and (with matplotlib) PNG plots.")
+DESCRIPTION = ("Turn pytest-benchmark JSON from bench/ into a Markdown report with fitted "
+               "scaling exponents and (with matplotlib) PNG plots.")
+
+
+def add_arguments(parser):
+    """Add the report's arguments to an ``argparse`` parser (also ``fastnewton report``)."""
     parser.add_argument("json", nargs="+", help="pytest-benchmark JSON file(s)")
     parser.add_argument("-o", "--output", default="report", help="output folder (default report/)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="statistic of each benchmark's rounds (default median; min is "
                              "less sensitive to other load on a shared machine)")
-    args = parser.parse_args(argv)
-    try:
-        path = write_report(args.json, args.output, plots=not args.no_plots, stat=args.stat)
-    except (OSError, ValueError) as exc:
-        print(f"fastnewton.report: error: {exc}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def run(args):
+    """Write the report of parsed ``args`` and print its path; returns 0.
+
+    Raises ``OSError`` (a missing or unreadable file) or ``ValueError`` (not
+    pytest-benchmark JSON); :func:`main` and ``fastnewton report`` turn them into exit 2.
+    """
+    path = write_report(args.json, args.output, plots=not args.no_plots, stat=args.stat)
     print(path)
     return 0
+
+
+def main(argv=None, prog="python -m fastnewton.report"):
+    """Command line: 0 report written, 2 bad input or usage (one line on stderr)."""
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    args = add_arguments(parser).parse_args(argv)
+    try:
+        return run(args)
+    except (OSError, ValueError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -214,6 +214,25 @@ def test_min_statistic(tmp_path):
     assert "Minima over rounds" in (tmp_path / "o" / "report.md").read_text()
 
 
+def test_other_benchmarks_table(tmp_path):
+    own = _bench("test_gram_vs_scipy", 0.016, n=20000, d=50, nnz=332668, speedup=3.614,
+                 t_scipy=0.058, converged=True)
+    own["fullname"] = "bench/bench_linalg.py::test_gram_vs_scipy"
+    sk = _bench("test_srht_dense", 0.012, n=4096, d=64, m=128, what="SRHT")
+    sk["group"] = "srht"
+    records, _ = report.load_records(_write(tmp_path, _synthetic()[:4] + [own, sk]))
+    assert {r.group for r in records if r.suite == "other"} == {"bench/bench_linalg.py", "srht"}
+    rows = report.other_table(records).splitlines()
+    assert len(rows) == 4  # header, rule, one row per benchmark outside the grid suites
+    assert rows[2] == ("| bench/bench_linalg.py | test_gram_vs_scipy | 16.00 ms | "
+                       "n=20,000 d=50 nnz=332,668 | speedup=3.61 |")
+    assert rows[3] == "| srht | test_srht_dense | 12.00 ms | n=4,096 d=64 m=128 | SRHT |"
+    assert report.other_table(records[:4]) == ""
+    text = report.build_report(records)
+    assert "## Other benchmarks" in text
+    assert "## Other benchmarks" not in report.build_report(records[:4])
+
+
 # -- entry points: python -m fastnewton.report, fastnewton report, python -m fastnewton.bench.report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

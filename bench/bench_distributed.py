@@ -53,7 +53,7 @@ def dataset(tmp_path_factory, cfg):
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, memory_limit=0)
+                                       dashboard_address=":0", memory_limit=0)  # any free port
     cl = distributed.Client(cluster)
     yield cl
     cl.close()

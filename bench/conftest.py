@@ -1,8 +1,9 @@
 """Shared fixtures of the benchmark suite (pytest-benchmark).
 
 Run ``python -m pytest bench/ --bench-size quick|default|full --benchmark-json=results.json``
-and turn the JSON into tables and plots with ``python -m fastnewton.report results.json
--o report/`` (see ``bench/README.md``).
+and turn the JSON into tables and plots with ``fastnewton report results.json -o report/``
+(the same as ``python -m fastnewton.bench.report`` or ``python -m fastnewton.report``;
+see ``bench/README.md``).
 
 What lives here, for every ``bench_*.py`` (also the ones other suites add):
 

@@ -11,7 +11,7 @@ Run: ``PYTHONPATH=. python -m pytest bench/bench_linalg.py --bench-size full -s
 size       gram / Hessian matvec   lstsq (n x d)         pcg, Newton-PCG
 =========  ======================  ====================  ====================
 quick      20,000 x 50             4,000 x 20            4,000 x 20
-default    200,000 x 300           50,000 x 100          50,000 x 100
+default    200,000 x 300           30,000 x 60           50,000 x 100
 full       1,000,000 x 1000        200,000 x 200         200,000 x 200
 =========  ======================  ====================  ====================
 
@@ -36,7 +36,7 @@ from fastnewton.linalg import Design, lstsq, pcg
 #: Sizes of each ``--bench-size`` (environment variables in :data:`ENV` override them).
 SIZES = {
     "quick": dict(gram_n=20_000, gram_d=50, lstsq_n=4_000, lstsq_d=20, pcg_n=4_000, pcg_d=20),
-    "default": dict(gram_n=200_000, gram_d=300, lstsq_n=50_000, lstsq_d=100, pcg_n=50_000,
+    "default": dict(gram_n=200_000, gram_d=300, lstsq_n=30_000, lstsq_d=60, pcg_n=50_000,
                     pcg_d=100),
     "full": dict(gram_n=1_000_000, gram_d=1000, lstsq_n=200_000, lstsq_d=200, pcg_n=200_000,
                  pcg_d=200),

@@ -4,7 +4,7 @@ Run: ``PYTHONPATH=$PWD python -m pytest bench/bench_sketch.py --bench-size full
 --benchmark-json=sketch.json``. Sizes (:data:`SIZES`) follow ``--bench-size``:
 
 - ``quick`` (CI smoke, seconds): CSR n = 20,000, 10 nonzeros per row, d = 50; SRHT 2^12 x 64;
-- ``default`` (about a minute): CSR n = 200,000, 20 per row, d = 300; SRHT 2^15 x 256;
+- ``default`` (under a minute): CSR n = 500,000, 20 per row, d = 500; SRHT 2^16 x 512;
 - ``full`` (the issue's acceptance sizes): CSR n = 1e6, 20 per row, d = 1000 (m = 2000);
   SRHT of a dense 2^17 x 1024 matrix (m = 2048; needs about 3 GiB).
 
@@ -34,7 +34,7 @@ from fastnewton.sketch import SRHT, CountSketch, SparseSign
 #: Sizes of each ``--bench-size`` (environment variables in :data:`ENV` override them).
 SIZES = {
     "quick": dict(n=20_000, nnz_per_row=10, d=50, srht_log2n=12, srht_d=64),
-    "default": dict(n=200_000, nnz_per_row=20, d=300, srht_log2n=15, srht_d=256),
+    "default": dict(n=500_000, nnz_per_row=20, d=500, srht_log2n=16, srht_d=512),
     "full": dict(n=1_000_000, nnz_per_row=20, d=1000, srht_log2n=17, srht_d=1024),
 }
 ENV = {"n": "FASTNEWTON_BENCH_N", "d": "FASTNEWTON_BENCH_D",

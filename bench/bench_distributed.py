@@ -5,10 +5,12 @@ Sizes (:data:`SIZES`, 20 nonzeros per row or d if fewer) follow ``--bench-size``
 n x d = 20,000 x 20 (quick), 200,000 x 100 (default), 2,000,000 x 300 (full).
 Precedence: ``FASTNEWTON_BENCH_DIST_N`` and ``FASTNEWTON_BENCH_DIST_D``, when set, win
 over ``--bench-size``. Skipped when dask.distributed is not installed (extra
-``distributed``; it is part of ``dev``). Both sides solve the same seeded exp-regression problem with the ``sketch`` method
-and the same seed; the single-process solve runs on 1 numba thread, the distributed
-one on a LocalCluster of 2 single-threaded worker processes that load their row
-block from files. Reported: time of each, the speedup, and the bytes moved per step.
+``distributed``; it is part of ``dev``).
+
+Both sides solve the same seeded exp-regression problem with the ``sketch`` method and
+the same seed; the single-process solve runs on 1 numba thread, the distributed one on a
+LocalCluster of 2 single-threaded worker processes that load their row block from files.
+Reported: time of each, the speedup, and the bytes moved per step.
 """
 
 import warnings

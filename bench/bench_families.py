@@ -1,11 +1,11 @@
 """Benchmarks of the problem families (pytest-benchmark).
 
 Run: ``PYTHONPATH=$PWD python -m pytest bench/bench_families.py --bench-size full
---benchmark-only``. Per family: the cost of one Newton-step's family work (loss, gradient and Hessian parts
-in z, plus the gradient's pass Aᵀ) relative to one pass over A, iterations of each method,
-and the end-to-end time of ``fn.minimize`` against scipy L-BFGS-B on the same loss (same
-run; recorded in ``extra_info``). MultiSoftmax: ``hessp`` against the dense Kronecker
-product at a size where both fit.
+--benchmark-only``. Per family: the cost of one Newton-step's family work (loss,
+gradient and Hessian parts in z, plus the gradient's pass Aᵀ) relative to one pass over
+A, iterations of each method, and the end-to-end time of ``fn.minimize`` against scipy
+L-BFGS-B on the same loss (same run; recorded in ``extra_info``). MultiSoftmax:
+``hessp`` against the dense Kronecker product at a size where both fit.
 
 Sizes (:data:`SIZES`) follow ``--bench-size``: the single-vector families on
 n x d = 2,000 x 10 (quick), 10,000 x 30 (default), 20,000 x 50 (full; 5 nonzeros per
@@ -41,6 +41,7 @@ def cfg(sizes):
 
 
 def _instances(N, D):
+    """The single-vector family problems on one seeded N x D design."""
     rng = np.random.default_rng(0)
     A = fn.datasets.make_regression(N, D, nnz_per_row=min(5, D), seed=1).A
     z = A @ (0.5 * rng.standard_normal(D))

@@ -1,11 +1,19 @@
 """Benchmarks of the problem families (pytest-benchmark).
 
-Run: ``PYTHONPATH=$PWD python -m pytest bench/bench_families.py --benchmark-only``.
-Per family: the cost of one Newton-step's family work (loss, gradient and Hessian parts
-in z, plus the gradient's pass Aᵀ) relative to one pass over A, iterations of each method,
-and the end-to-end time of ``fn.minimize`` against scipy L-BFGS-B on the same loss (same
-run; recorded in ``extra_info``). MultiSoftmax: ``hessp`` against the dense Kronecker
-product at a size where both fit.
+Run: ``PYTHONPATH=$PWD python -m pytest bench/bench_families.py --bench-size full
+--benchmark-only``. Per family: the cost of one Newton-step's family work (loss,
+gradient and Hessian parts in z, plus the gradient's pass Aᵀ) relative to one pass over
+A, iterations of each method, and the end-to-end time of ``fn.minimize`` against scipy
+L-BFGS-B on the same loss (same run; recorded in ``extra_info``). MultiSoftmax:
+``hessp`` against the dense Kronecker product at a size where both fit.
+
+Sizes (:data:`SIZES`) follow ``--bench-size``: the single-vector families on
+n x d = 2,000 x 10 (quick), 10,000 x 30 (default), 20,000 x 50 (full; 5 nonzeros per
+row); MultiSoftmax n = 50 / 100 / 200 with d = 5 / 8 / 10 (the Kronecker design is
+n^2 x d^2); AttentionRegression n1 = n2 = 50 / 100 / 200, d = 10; the exp attention
+kernel n = 200 / 500 / 1000, d = 50. Precedence: ``FASTNEWTON_BENCH_FAMILY_N`` and
+``FASTNEWTON_BENCH_FAMILY_D``, when set, win over ``--bench-size`` for the
+single-vector families' n and d. Every benchmark's ``extra_info`` has its sizes.
 """
 
 import time
@@ -16,12 +24,26 @@ import scipy.optimize
 
 import fastnewton as fn
 
-N, D = 20000, 50
+#: Sizes of each ``--bench-size`` (environment variables in :data:`ENV` override them).
+SIZES = {
+    "quick": dict(n=2_000, d=10, kron_n=50, kron_d=5, attn_n=50, kernel_n=200),
+    "default": dict(n=10_000, d=30, kron_n=100, kron_d=8, attn_n=100, kernel_n=500),
+    "full": dict(n=20_000, d=50, kron_n=200, kron_d=10, attn_n=200, kernel_n=1000),
+}
+ENV = {"n": "FASTNEWTON_BENCH_FAMILY_N", "d": "FASTNEWTON_BENCH_FAMILY_D"}
+NAMES = ("copyright", "rescaled-cosh", "resnet", "softmax", "twolayer")
 
 
-def _instances():
+@pytest.fixture(scope="module")
+def cfg(sizes):
+    """This run's sizes (``--bench-size`` and the environment overrides)."""
+    return sizes(SIZES, ENV)
+
+
+def _instances(N, D):
+    """The single-vector family problems on one seeded N x D design."""
     rng = np.random.default_rng(0)
-    A = fn.datasets.make_regression(N, D, nnz_per_row=5, seed=1).A
+    A = fn.datasets.make_regression(N, D, nnz_per_row=min(5, D), seed=1).A
     z = A @ (0.5 * rng.standard_normal(D))
     s = np.exp(z - z.max())
     soft = s / s.sum()
@@ -39,14 +61,25 @@ def _instances():
     }
 
 
-INSTANCES = _instances()
-X0 = {"rescaled-cosh": np.full(D, 0.1)}
+@pytest.fixture(scope="module")
+def instances(cfg):
+    out = _instances(cfg["n"], cfg["d"])
+    assert sorted(out) == sorted(NAMES)
+    return out
 
 
-@pytest.mark.parametrize("name", sorted(INSTANCES))
-def test_bench_family_step_vs_pass(benchmark, name):
-    prob = INSTANCES[name]
-    x = X0.get(name, np.zeros(D)) + 0.01
+def _x0(name, d):
+    return np.full(d, 0.1) if name == "rescaled-cosh" else np.zeros(d)
+
+
+def _info(prob, cfg):
+    return dict(n=prob.n, d=prob.d, nnz=prob.design.nnz, bench_size=cfg["bench_size"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bench_family_step_vs_pass(benchmark, name, instances, cfg, timed):
+    prob = instances[name]
+    x = _x0(name, prob.d) + 0.01
     z = prob.design.matvec(x)
 
     def family_work():
@@ -60,16 +93,15 @@ def test_bench_family_step_vs_pass(benchmark, name):
     for _ in range(reps):
         prob.design.matvec(x)
     t_pass = (time.perf_counter() - t0) / reps
-    benchmark(family_work)
-    benchmark.extra_info.update(n=prob.n, d=prob.d, nnz=prob.design.nnz,
-                                pass_seconds=t_pass,
-                                passes_per_family_step=benchmark.stats.stats.mean / t_pass)
+    _, t_work = timed(benchmark, family_work, rounds=reps, stat="mean")
+    benchmark.extra_info.update(**_info(prob, cfg), pass_seconds=t_pass,
+                                passes_per_family_step=t_work / t_pass)
 
 
-@pytest.mark.parametrize("name", sorted(INSTANCES))
-def test_bench_family_end_to_end(benchmark, name):
-    prob = INSTANCES[name]
-    x0 = X0.get(name, np.zeros(D))
+@pytest.mark.parametrize("name", NAMES)
+def test_bench_family_end_to_end(benchmark, name, instances, cfg):
+    prob = instances[name]
+    x0 = _x0(name, prob.d)
     info = {}
     for method in ("exact", "sketch"):
         t0 = time.perf_counter()
@@ -80,18 +112,18 @@ def test_bench_family_end_to_end(benchmark, name):
     g0 = np.linalg.norm(prob.jac(x0))
     t0 = time.perf_counter()
     lb = scipy.optimize.minimize(prob.fun, x0, jac=prob.jac, method="L-BFGS-B",
-                                 options={"maxiter": 20000, "gtol": 1e-8 * g0 / np.sqrt(D),
+                                 options={"maxiter": 20000, "gtol": 1e-8 * g0 / np.sqrt(prob.d),
                                           "ftol": 0.0})
     info.update(lbfgs_nit=lb.nit, lbfgs_seconds=time.perf_counter() - t0,
                 lbfgs_rel_grad=float(np.linalg.norm(prob.jac(lb.x)) / g0))
     benchmark.pedantic(fn.minimize, args=(prob,), kwargs=dict(x0=x0, method="exact"),
                        rounds=1, iterations=1)
-    benchmark.extra_info.update(n=prob.n, d=prob.d, **info)
+    benchmark.extra_info.update(**_info(prob, cfg), **info)
 
 
-def test_bench_multisoftmax_hessp_vs_kronecker(benchmark):
+def test_bench_multisoftmax_hessp_vs_kronecker(benchmark, cfg, timed):
     rng = np.random.default_rng(0)
-    n, d = 200, 10  # the Kronecker design is 40000 x 100 (32 MB)
+    n, d = cfg["kron_n"], cfg["kron_d"]  # full: the Kronecker design is 40000 x 100 (32 MB)
     A1, A2 = 0.3 * rng.standard_normal((n, d)), 0.3 * rng.standard_normal((n, d))
     B = rng.random((n, n))
     B /= B.sum(axis=1, keepdims=True)
@@ -109,22 +141,22 @@ def test_bench_multisoftmax_hessp_vs_kronecker(benchmark):
     for _ in range(reps):
         ref = dense_hessp()
     t_dense = (time.perf_counter() - t0) / reps
-    out = benchmark(prob.hessp, x, p)
+    out, t_hessp = timed(benchmark, lambda: prob.hessp(x, p), rounds=reps, stat="mean")
     assert np.allclose(out, ref, rtol=1e-10, atol=1e-14)
     res = prob.solve()
-    benchmark.extra_info.update(n=n, d=d, dense_kronecker_seconds=t_dense,
-                                speedup=t_dense / benchmark.stats.stats.mean,
+    benchmark.extra_info.update(n=n, d=d, bench_size=cfg["bench_size"],
+                                dense_kronecker_seconds=t_dense, speedup=t_dense / t_hessp,
                                 solve_nit=res.nit, solve_cg=int(res.history["cg_iters"].sum()),
                                 bz_formed=Bz is not None)
 
 
-def test_bench_attention_solve(benchmark):
-    """AttentionRegression (n1 = n2 = 200, d = 10): variable-projection trust-region
+def test_bench_attention_solve(benchmark, cfg):
+    """AttentionRegression (full: n1 = n2 = 200, d = 10): variable-projection trust-region
     Newton-CG against scipy trust-krylov (same fun/jac/hessp) and L-BFGS-B, same run.
     Non-convex: the methods may end in different local minima (their objectives are
     recorded)."""
     rng = np.random.default_rng(0)
-    n, d, d3, m = 200, 10, 5, 3
+    n, d, d3, m = cfg["attn_n"], 10, 5, 3
     prob = fn.AttentionRegression(rng.standard_normal((n, d)) / np.sqrt(d),
                                   rng.standard_normal((n, d)) / np.sqrt(d),
                                   rng.standard_normal((n, d3)), rng.standard_normal((n, m)),
@@ -145,19 +177,21 @@ def test_bench_attention_solve(benchmark):
         info.update({f"{key}_nit": ref.nit, f"{key}_seconds": time.perf_counter() - t0,
                      f"{key}_fun": ref.fun,
                      f"{key}_rel_grad": float(np.linalg.norm(prob.jac(ref.x)) / g0)})
-    benchmark.extra_info.update(n1=n, n2=n, d=d, d3=d3, m=m, **info)
+    benchmark.extra_info.update(n1=n, n2=n, d=d, d3=d3, m=m, bench_size=cfg["bench_size"],
+                                **info)
 
 
-def test_bench_exp_kernel_solve(benchmark):
-    """exp(A Aᵀ) x = b (n = 1000, d = 50): Nyström-preconditioned CG against plain CG and
-    a dense solve (K formed, LU), same run."""
+def test_bench_exp_kernel_solve(benchmark, cfg, timed):
+    """exp(A Aᵀ) x = b (full: n = 1000, d = 50): Nyström-preconditioned CG against plain
+    CG and a dense solve (K formed, LU), same run."""
     rng = np.random.default_rng(0)
-    n, d = 1000, 50
+    n, d = cfg["kernel_n"], 50
     A = 1.2 * rng.standard_normal((n, d)) / np.sqrt(d)
     b = rng.standard_normal(n)
     prob = fn.AttentionKernelRegression(A, b, kind="exp")
-    res = benchmark.pedantic(prob.solve, kwargs=dict(rtol=1e-10, seed=0), rounds=3,
-                             iterations=1, warmup_rounds=1)  # 1st LAPACK call: ~1 s here
+    # warm-up round: the first LAPACK call takes ~1 s here
+    res, t_solve = timed(benchmark, lambda: prob.solve(rtol=1e-10, seed=0), rounds=3,
+                         warmup_rounds=1)
     t0 = time.perf_counter()
     plain = fn.linalg.pcg(prob.kernel, b, rtol=1e-10, maxiter=10 * n)
     t_plain = time.perf_counter() - t0
@@ -165,7 +199,7 @@ def test_bench_exp_kernel_solve(benchmark):
     x_dense = np.linalg.solve(np.exp(A @ A.T), b)
     t_dense = time.perf_counter() - t0
     benchmark.extra_info.update(
-        n=n, d=d, nystrom_rank=res.rank, nit=res.nit, residual=res.residual,
-        seconds=benchmark.stats.stats.min, plain_cg_nit=plain.nit, plain_cg_seconds=t_plain,
+        n=n, d=d, bench_size=cfg["bench_size"], nystrom_rank=res.rank, nit=res.nit,
+        residual=res.residual, seconds=t_solve, plain_cg_nit=plain.nit, plain_cg_seconds=t_plain,
         dense_solve_seconds=t_dense,
         rel_err_vs_dense=float(np.linalg.norm(res.x - x_dense) / np.linalg.norm(x_dense)))

@@ -1,8 +1,9 @@
 """Shared fixtures of the benchmark suite (pytest-benchmark).
 
 Run ``python -m pytest bench/ --bench-size quick|default|full --benchmark-json=results.json``
-and turn the JSON into tables and plots with ``python -m fastnewton.report results.json
--o report/`` (see ``bench/README.md``).
+and turn the JSON into tables and plots with ``fastnewton report results.json -o report/``
+(the same as ``python -m fastnewton.bench.report`` or ``python -m fastnewton.report``;
+see ``bench/README.md``).
 
 What lives here, for every ``bench_*.py`` (also the ones other suites add):
 
@@ -14,6 +15,11 @@ What lives here, for every ``bench_*.py`` (also the ones other suites add):
   ``thread_case``, ``e2e_case`` (one problem each), ``bench_size`` and ``bench_data``
   (``bench_data(case)`` -> cached :class:`Instance`: seeded data and the
   ``ExpRegression`` problem built on it, generated once per session).
+* ``sizes(table, env)``: the sizes of a suite with its own problems (sketch, linalg,
+  families, distributed): ``table[--bench-size]``, each entry overridden by its
+  environment variable when that is set (:func:`_sizes`).
+* ``timed(benchmark, fn, rounds=...)`` -> (result, seconds): time ``fn`` and give its
+  seconds also under ``--benchmark-disable`` (for ratios computed in the test).
 * :func:`measure`: warm up once (JIT compilation, one-off layouts), then time with a
   number of rounds adapted to the cost of one call; records sizes in ``extra_info`` and
   the group, so one table compares like with like (same matrix).
@@ -22,6 +28,7 @@ What lives here, for every ``bench_*.py`` (also the ones other suites add):
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections import OrderedDict
@@ -351,6 +358,52 @@ def cpu_counts():
 
 
 
+def _sizes(size, table, env=None):
+    """Sizes of one suite: ``table[size]`` with environment overrides.
+
+    Parameters
+    ----------
+    size : {"quick", "default", "full"}
+        The ``--bench-size`` of the run.
+    table : dict
+        ``{size: {key: value}}`` for every size.
+    env : dict, optional
+        ``{key: NAME}``: when the environment variable ``NAME`` is set (and not empty),
+        ``int(float($NAME))`` replaces ``table[size][key]`` (explicit overrides win over
+        ``--bench-size``).
+
+    Returns
+    -------
+    dict
+        ``{key: value}`` plus ``"bench_size": size`` (for ``extra_info``).
+    """
+    out = dict(table[size])
+    for key, name in (env or {}).items():
+        text = os.environ.get(name, "").strip()
+        if text:
+            try:
+                out[key] = int(float(text))
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got {text!r}") from None
+    out["bench_size"] = size
+    return out
+
+
+def _timed(benchmark, fn, *, rounds=3, warmup_rounds=0, stat="min"):
+    """Time ``fn`` with ``benchmark.pedantic``; return ``(result, seconds)``.
+
+    ``seconds`` is the ``stat`` (``"min"``, ``"median"``, ``"mean"``) over the rounds, or
+    the time of the single call that ``--benchmark-disable`` makes (pytest-benchmark keeps
+    no statistics then).
+    """
+    if benchmark.disabled:
+        t0 = time.perf_counter()
+        out = benchmark.pedantic(fn, rounds=1, iterations=1)
+        return out, time.perf_counter() - t0
+    out = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
+    return out, float(getattr(benchmark.stats.stats, stat))
+
+
 # -- helpers as fixtures (bench modules cannot import this conftest by name) ---------------
 
 @pytest.fixture(scope="session")
@@ -369,6 +422,20 @@ def measure(bench_size):
     def run(benchmark, fn, **kwargs):
         return _measure(benchmark, fn, size=bench_size, **kwargs)
     return run
+
+
+@pytest.fixture(scope="session")
+def sizes(bench_size):
+    """``sizes(table, env=None)`` -> this run's sizes of a suite (:func:`_sizes`)."""
+    def get(table, env=None):
+        return _sizes(bench_size, table, env)
+    return get
+
+
+@pytest.fixture(scope="session")
+def timed():
+    """``timed(benchmark, fn, rounds=3, warmup_rounds=0, stat="min")`` -> (result, seconds)."""
+    return _timed
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
-"""The ``fastnewton`` command line: ``solve``, ``generate``, ``demo`` and ``info``.
+"""The ``fastnewton`` command line: ``solve``, ``generate``, ``report``, ``demo`` and ``info``.
 
-Exit codes: 0 converged, 1 not converged (the result is still written), 2 bad input or
-usage (one line on stderr, no traceback).
+Exit codes: 0 converged (``report``: written), 1 not converged (the result is still
+written), 2 bad input or usage (one line on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def _file_or_float(text):
 
 
 def _build_parser():
+    from . import report
     from .newton import METHODS
     from .sketch import SKETCHES
 
@@ -104,6 +105,10 @@ def _build_parser():
 
     _add_solve_parser(sub, METHODS, SKETCHES)
     _add_generate_parser(sub)
+    report.add_arguments(sub.add_parser(
+        "report", help="turn bench/ pytest-benchmark JSON into a Markdown report and PNG plots",
+        description=report.DESCRIPTION + " The same program as python -m fastnewton.report.",
+        epilog="Exit codes: 0 report written (its path is printed), 2 bad input/usage."))
     sub.add_parser("info", help="print versions, threading layer, thread counts, cache directory")
     return parser
 
@@ -414,6 +419,12 @@ def _generate(args):
     return 0
 
 
+def _report(args):
+    from .report import run
+
+    return run(args)
+
+
 # -- demo and info --------------------------------------------------------------------------
 def _demo(args):
     import fastnewton as fn
@@ -485,7 +496,8 @@ def main(argv=None):
     parser = _build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    handler = {"demo": _demo, "info": _info, "solve": _solve, "generate": _generate}[args.command]
+    handler = {"demo": _demo, "info": _info, "solve": _solve, "generate": _generate,
+               "report": _report}[args.command]
     try:
         return handler(args)
     except (ValueError, TypeError, OSError) as exc:

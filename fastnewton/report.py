@@ -5,12 +5,13 @@ Usage::
     python -m pytest bench/ --benchmark-json=results.json
     python -m fastnewton.report results.json -o report/
 
-writes ``report/report.md`` and, when matplotlib is installed (extra ``plot``), PNG
-plots next to it. The input is what the ``bench/`` suite records: every benchmark has
-``extra_info`` with ``suite`` (``floor``, ``kernel``, ``newton``, ``e2e``, ``threads``),
-``op`` and the sizes ``n``, ``d``, ``nnz_per_row``, ``nnz``; end-to-end runs add
-``converged``, ``capped``, ``rel_grad`` and a convergence curve (``curve_t``,
-``curve_g``); Newton steps add seconds per ``phases``.
+(or, the same program, ``fastnewton report results.json -o report/`` and ``python -m
+fastnewton.bench.report results.json -o report/``) writes ``report/report.md`` and, when
+matplotlib is installed (extra ``plot``), PNG plots next to it. The input is what the
+``bench/`` suite records: every benchmark has ``extra_info`` with ``suite`` (``floor``,
+``kernel``, ``newton``, ``e2e``, ``threads``), ``op`` and the sizes ``n``, ``d``,
+``nnz_per_row``, ``nnz``; end-to-end runs add ``converged``, ``capped``, ``rel_grad`` and
+a convergence curve (``curve_t``, ``curve_g``); Newton steps add seconds per ``phases``.
 
 Figures, all from medians of the same run:
 
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["Record", "PowerFit", "load_records", "fit_power", "scaling_fits", "build_report",
-           "write_report", "main"]
+           "write_report", "other_table", "add_arguments", "run", "main"]
 
 GRID_SUITES = ("floor", "kernel", "newton")
 
@@ -50,6 +51,8 @@ class Record:
     suite: str
     median: float
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    #: pytest-benchmark group, or the test's file when the benchmark has no group.
+    group: str = field(default="", compare=False)
 
     @property
     def size(self):
@@ -94,7 +97,9 @@ def load_records(paths, stat="median"):
             extra = dict(b.get("extra_info") or {})
             records.append(Record(name=b.get("name", "?"), op=str(extra.get("op", b.get("name"))),
                                   suite=str(extra.get("suite", "other")),
-                                  median=float(b["stats"][stat]), extra=extra))
+                                  median=float(b["stats"][stat]), extra=extra,
+                                  group=str(b.get("group")
+                                            or b.get("fullname", "").partition("::")[0])))
     return records, machine
 
 
@@ -253,6 +258,31 @@ def exponent_table(fits):
     if not rows:
         return "_No op was measured at two or more sizes: no exponents._"
     return _table(["op", "law", "fixed", "exponent a", "local slopes", "x range", "points"], rows)
+
+
+#: ``extra_info`` keys shown as sizes / as within-test ratios in :func:`other_table`.
+_OTHER_SIZES = ("n", "n1", "n2", "d", "d3", "m", "k", "nnz_per_row", "nnz", "threads")
+_OTHER_RATIOS = ("speedup", "ratio", "iter_ratio", "passes_per_step", "passes_per_family_step")
+
+
+def other_table(records):
+    """Markdown: benchmarks outside the suites above (``suite`` ``"other"``), or ``""``.
+
+    These are the ``bench/`` files with their own problems (sketches, linear algebra,
+    families, distributed): median, the sizes from ``extra_info`` and the ratios the test
+    computed against its reference in the same run (``speedup*``, ``ratio``, ``passes*``).
+    """
+    rows = []
+    for r in sorted((r for r in records if r.suite == "other"), key=lambda r: (r.group, r.name)):
+        e = r.extra
+        sizes = " ".join(f"{k}={e[k]:,}" if isinstance(e[k], int) else f"{k}={e[k]}"
+                         for k in _OTHER_SIZES if k in e)
+        ratios = [f"{k}={e[k]:.3g}" for k in sorted(e) if isinstance(e[k], (int, float))
+                  and not isinstance(e[k], bool)
+                  and (k.startswith("speedup") or k in _OTHER_RATIOS)]
+        rows.append([r.group or "–", r.name, _fmt_time(r.median), sizes or "–",
+                     " ".join(ratios) or str(e.get("what", "")) or "–"])
+    return _table(["group", "benchmark", "median", "sizes", "ratios / what"], rows) if rows else ""
 
 
 def phase_table(records):
@@ -461,6 +491,12 @@ def build_report(records, machine=None, plots=None, stat="median"):
             "(capped or stopped), so its time is a lower bound.", "", e2e_tables(records), ""]
     out += ["## Threads", "", "Median time (speedup over 1 thread).", "",
             thread_table(records), ""]
+    other = other_table(records)
+    if other:
+        out += ["## Other benchmarks", "",
+                "Suites with their own problems (sketch, linalg, families, distributed): "
+                "sizes from `extra_info`, ratios to the reference measured in the same test.",
+                "", other, ""]
     out += ["## Plots", ""]
     if plots is None:
         out.append("_matplotlib is not installed (`pip install fastnewton[plot]`): tables only._")
@@ -485,25 +521,41 @@ def write_report(paths, outdir, plots=True, stat="median"):
     return path
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m fastnewton.report",
-        description="Turn pytest-benchmark JSON from bench/ into a Markdown report with fitted "
-                    "scaling exponents and (with matplotlib) PNG plots.")
+DESCRIPTION = ("Turn pytest-benchmark JSON from bench/ into a Markdown report with fitted "
+               "scaling exponents and (with matplotlib) PNG plots.")
+
+
+def add_arguments(parser):
+    """Add the report's arguments to an ``argparse`` parser (also ``fastnewton report``)."""
     parser.add_argument("json", nargs="+", help="pytest-benchmark JSON file(s)")
     parser.add_argument("-o", "--output", default="report", help="output folder (default report/)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="statistic of each benchmark's rounds (default median; min is "
                              "less sensitive to other load on a shared machine)")
-    args = parser.parse_args(argv)
-    try:
-        path = write_report(args.json, args.output, plots=not args.no_plots, stat=args.stat)
-    except (OSError, ValueError) as exc:
-        print(f"fastnewton.report: error: {exc}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def run(args):
+    """Write the report of parsed ``args`` and print its path; returns 0.
+
+    Raises ``OSError`` (a missing or unreadable file) or ``ValueError`` (not
+    pytest-benchmark JSON); :func:`main` and ``fastnewton report`` turn them into exit 2.
+    """
+    path = write_report(args.json, args.output, plots=not args.no_plots, stat=args.stat)
     print(path)
     return 0
+
+
+def main(argv=None, prog="python -m fastnewton.report"):
+    """Command line: 0 report written, 2 bad input or usage (one line on stderr)."""
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    args = add_arguments(parser).parse_args(argv)
+    try:
+        return run(args)
+    except (OSError, ValueError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

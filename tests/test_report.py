@@ -3,11 +3,15 @@
 import builtins
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from fastnewton import report
+from fastnewton.cli import main as cli_main
 
 
 def _bench(name, median, **extra):
@@ -208,3 +212,79 @@ def test_min_statistic(tmp_path):
         report.load_records(path, stat="mean")
     assert report.main([str(path), "-o", str(tmp_path / "o"), "--no-plots", "--stat", "min"]) == 0
     assert "Minima over rounds" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_other_benchmarks_table(tmp_path):
+    own = _bench("test_gram_vs_scipy", 0.016, n=20000, d=50, nnz=332668, speedup=3.614,
+                 t_scipy=0.058, converged=True)
+    own["fullname"] = "bench/bench_linalg.py::test_gram_vs_scipy"
+    sk = _bench("test_srht_dense", 0.012, n=4096, d=64, m=128, what="SRHT")
+    sk["group"] = "srht"
+    records, _ = report.load_records(_write(tmp_path, _synthetic()[:4] + [own, sk]))
+    assert {r.group for r in records if r.suite == "other"} == {"bench/bench_linalg.py", "srht"}
+    rows = report.other_table(records).splitlines()
+    assert len(rows) == 4  # header, rule, one row per benchmark outside the grid suites
+    assert rows[2] == ("| bench/bench_linalg.py | test_gram_vs_scipy | 16.00 ms | "
+                       "n=20,000 d=50 nnz=332,668 | speedup=3.61 |")
+    assert rows[3] == "| srht | test_srht_dense | 12.00 ms | n=4,096 d=64 m=128 | SRHT |"
+    assert report.other_table(records[:4]) == ""
+    text = report.build_report(records)
+    assert "## Other benchmarks" in text
+    assert "## Other benchmarks" not in report.build_report(records[:4])
+
+
+# -- entry points: python -m fastnewton.report, fastnewton report, python -m fastnewton.bench.report
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _module(name, *args):
+    """Run ``python -m name args`` from this checkout (a fresh interpreter)."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", name, *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_every_entry_point_writes_the_same_markdown(tmp_path, capsys):
+    path = _write(tmp_path, _synthetic() + [
+        _e2e("fastnewton_sketch", 2.0, True, solver="fastnewton"),
+        _e2e("scipy_lbfgsb", 30.0, False, capped=True, time_cap=30.0)])
+    ref = report.main([str(path), "-o", str(tmp_path / "ref"), "--no-plots"])
+    assert ref == 0
+    capsys.readouterr()
+    expected = (tmp_path / "ref" / "report.md").read_text()
+    assert "## Fitted scaling exponents" in expected and "TestCPU" in expected
+    assert cli_main(["report", str(path), "-o", str(tmp_path / "cli"), "--no-plots"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "cli" / "report.md")
+    assert (tmp_path / "cli" / "report.md").read_text() == expected
+    for name in ("fastnewton.bench.report", "fastnewton.report"):
+        out = tmp_path / name
+        proc = _module(name, path, "-o", out, "--no-plots")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == str(out / "report.md")
+        assert (out / "report.md").read_text() == expected
+
+
+def test_entry_points_reject_a_missing_file(tmp_path, capsys):
+    missing = tmp_path / "nope.json"
+    assert cli_main(["report", str(missing), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastnewton: error:") and "nope.json" in err
+    assert "No such file" in err and "Traceback" not in err
+    assert report.main([str(missing), "-o", str(tmp_path / "o")]) == 2
+    assert "python -m fastnewton.report: error:" in capsys.readouterr().err
+    proc = _module("fastnewton.bench.report", missing, "-o", tmp_path / "o")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("python -m fastnewton.bench.report: error:")
+    assert "nope.json" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_subcommand_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["report"])
+    assert exc.value.code == 2
+    assert "the following arguments are required: json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["report", "x.json", "--stat", "mean"])
+    assert exc.value.code == 2

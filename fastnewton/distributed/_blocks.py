@@ -119,9 +119,10 @@ class Block:
                                             indices, data)
             self._layouts[spec] = (ptr, order, signs, indptr, indices, data)
         ptr, order, signs, indptr, indices, data = self._layouts[spec]
+        coef = np.empty(self.n)
+        sketch_kernels.sorted_row_coef(signs, order, np.sqrt(beta_plus), coef)
         out = np.zeros((sk.sketch_size, design.d))
-        sketch_kernels.countsketch_sorted_csr(indptr, indices, data, ptr, signs, order,
-                                              np.sqrt(beta_plus), out)
+        sketch_kernels.countsketch_sorted_csr(indptr, indices, data, ptr, coef, out)
         return out
 
 

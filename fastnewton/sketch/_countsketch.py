@@ -75,8 +75,11 @@ class CountSketch(RowSketch):
         design = inp.design
         if design.sparse and self.reorder and inp.from_design:
             indptr, indices, data = self._reordered(design)
-            _kernels.countsketch_sorted_csr(indptr, indices, data, self._bucket_ptr,
-                                            self._csr_cache[2], self._order, inp.sqrt_w, out)
+            coef = self._csr_cache[2]
+            if inp.sqrt_w.size:
+                coef = np.empty(self.n)
+                _kernels.sorted_row_coef(self._csr_cache[2], self._order, inp.sqrt_w, coef)
+            _kernels.countsketch_sorted_csr(indptr, indices, data, self._bucket_ptr, coef, out)
         else:
             super()._apply(inp, out)
 

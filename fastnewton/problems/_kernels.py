@@ -11,7 +11,8 @@ bit for bit, the value recorded at the new point.
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["exp_family_loss_grad", "exp_family_beta"]
+__all__ = ["exp_family_loss_grad", "exp_family_beta", "shifted_partials", "shifted_loss_grad",
+           "shifted_parts"]
 
 
 @njit(cache=True, inline="always")
@@ -54,3 +55,140 @@ def exp_family_beta(z, b, w2, kind, beta):
     for i in prange(z.shape[0]):
         f, df = _f_df(kind, z[i])
         beta[i] = df * df + f * (f - b[i]) + w2[i]
+
+
+# -- softmax-type families: softmax (0), ResNet-softmax (1), rescaled exp/cosh/sinh (2/3/4) --
+# Pass 1 (shifted_partials): per fixed row block, the shift m (softmax: max z; ResNet:
+# max(max z, 0); rescaled: 0, no shift), the shifted values e (softmax: exp(z - m);
+# ResNet: exp(z - m) + z exp(-m); rescaled: f(z)) written to ``e`` and the block sums
+# [m, Σe, Σe², Σbe, Σb²]; the blocks are combined in Python in block order. Pass 2
+# (shifted_loss_grad, shifted_parts) reads e back with the global statistics ``k``:
+#   softmax  k = [<s,s-b>]                  s = e * scale[blk]
+#   ResNet   k = [<s,s-b>, M, 1/alpha e^-M]  s = e^(z-M)/alpha + z k[2]  (alpha e^-M in
+#                                          ``scale[0]``), q/alpha = e^(z-M)/alpha + k[2]
+#   rescaled k = [<b,c>, <f,1>, <b,b>]      c = f - k[1] b
+
+
+@njit(cache=True, inline="always")
+def _block_range(blk, step, n):
+    lo = blk * step
+    return lo, min(n, lo + step)
+
+
+@njit(cache=True, inline="always")
+def _shifted_value(kind, zi, m):
+    if kind == 0:
+        return np.exp(zi - m)
+    if kind == 1:
+        return np.exp(zi - m) + zi * np.exp(-m)
+    if kind == 2:
+        return np.exp(zi)
+    if kind == 3:
+        return np.cosh(zi)
+    return np.sinh(zi)
+
+
+@njit(cache=True, parallel=True)
+def shifted_partials(z, b, kind, part, e):
+    """Block statistics ``part[blk] = [m, Σe, Σe², Σbe, Σb²]``; ``e`` gets the shifted values."""
+    n = z.shape[0]
+    nb = part.shape[0]
+    step = (n + nb - 1) // nb
+    for blk in prange(nb):
+        lo, hi = _block_range(blk, step, n)
+        m = 0.0
+        if kind <= 1:
+            m = -np.inf
+            for i in range(lo, hi):
+                if z[i] > m or z[i] != z[i]:  # NaN propagates, as numpy's max
+                    m = z[i]
+            if kind == 1 and hi > lo:
+                m = max(m, 0.0) if m == m else m
+        s1 = 0.0
+        s2 = 0.0
+        sb = 0.0
+        sbb = 0.0
+        for i in range(lo, hi):
+            ei = _shifted_value(kind, z[i], m)
+            e[i] = ei
+            s1 += ei
+            s2 += ei * ei
+            sb += b[i] * ei
+            sbb += b[i] * b[i]
+        part[blk, 0] = m
+        part[blk, 1] = s1
+        part[blk, 2] = s2
+        part[blk, 3] = sb
+        part[blk, 4] = sbb
+
+
+@njit(cache=True, inline="always")
+def _row_terms(kind, zi, ei, bi, sc, k):
+    """(c, q, r, s, t) of one row: loss c²/2, gradient q (c - r) (softmax: s (c - r)),
+    s the model (softmax, ResNet) and t the factor of (c - r) in beta (ResNet, rescaled)."""
+    if kind == 0:
+        s = ei * sc
+        return s - bi, s, k[0], s, s
+    if kind == 1:
+        ez = np.exp(zi - k[1]) / sc
+        s = ez + zi * k[2]
+        return s - bi, ez + k[2], k[0], s, ez
+    c = ei - k[1] * bi
+    if kind == 2:
+        q = ei
+    elif kind == 3:
+        q = np.sinh(zi)
+    else:
+        q = np.cosh(zi)
+    return c, q, k[0], ei, ei
+
+
+@njit(cache=True, parallel=True)
+def shifted_loss_grad(kind, z, b, w2, e, scale, k, buf, grad):
+    """Return ½‖c‖² + ½ Σ w2 z² after :func:`shifted_partials`; also (unless ``grad`` is
+    empty) ``grad = q (c - r) + w2 z`` (softmax: s∘c − <s,c> s). ``grad`` may be ``e``."""
+    n = z.shape[0]
+    nb = buf.shape[0]
+    step = (n + nb - 1) // nb
+    want_grad = grad.shape[0] > 0
+    for blk in prange(nb):
+        lo, hi = _block_range(blk, step, n)
+        sc = scale[blk]
+        acc = 0.0
+        for i in range(lo, hi):
+            zi = z[i]
+            c, q, r, s, t = _row_terms(kind, zi, e[i], b[i], sc, k)
+            acc += c * c + w2[i] * zi * zi
+            if want_grad:
+                grad[i] = q * (c - r) + w2[i] * zi
+        buf[blk] = acc
+    total = 0.0
+    for blk in range(nb):
+        total += buf[blk]
+    return 0.5 * total
+
+
+@njit(cache=True, parallel=True)
+def shifted_parts(kind, z, b, w2, e, scale, k, beta, U):
+    """Diagonal ``beta`` (with w2) and the two columns of ``U`` after :func:`shifted_partials`
+    (``beta`` may be ``e``): softmax s∘(2s−b) − <s,c> s, U = [s, s∘(2s−b)]; ResNet
+    (q/α)² + e^z/α (c − <s,c>), U = [q/α, q/α (2s−b)]; rescaled q² + f (c − <b,c>), U = [q, q b]."""
+    n = z.shape[0]
+    nb = scale.shape[0]
+    step = (n + nb - 1) // nb
+    for blk in prange(nb):
+        lo, hi = _block_range(blk, step, n)
+        sc = scale[blk]
+        for i in range(lo, hi):
+            zi = z[i]
+            bi = b[i]
+            c, q, r, s, t = _row_terms(kind, zi, e[i], bi, sc, k)
+            if kind == 0:
+                v = s * (2.0 * s - bi)
+                beta[i] = v - r * s + w2[i]
+                U[i, 0] = s
+                U[i, 1] = v
+            else:
+                beta[i] = q * q + t * (c - r) + w2[i]
+                U[i, 0] = q
+                U[i, 1] = q * (2.0 * s - bi) if kind == 1 else q * bi

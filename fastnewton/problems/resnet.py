@@ -7,12 +7,12 @@ import numpy as np
 from .._validation import check_vector
 from ..exceptions import ValidationError
 from ._base import Problem
-from ._softmax import combine_shifted
+from ._softmax import FusedShifted, combine_shifted
 
 __all__ = ["ResNetSoftmaxRegression"]
 
 
-class ResNetSoftmaxRegression(Problem):
+class ResNetSoftmaxRegression(FusedShifted, Problem):
     r"""ResNet-softmax regression.
 
     .. math::
@@ -54,9 +54,18 @@ class ResNetSoftmaxRegression(Problem):
     True
     """
 
+    _fused_kind = 1
+
     def __init__(self, A, b, w=None, lam=0.0):
         super().__init__(A, w=w, lam=lam)
         self.b = check_vector(b, self.n, "b")
+
+    def _fused_constants(self, part):
+        M, a, ss, bs = self.combine_stats(part[:, :4])
+        if not a > 0:
+            return None
+        C = np.array([[3.0 * ss - 2.0 * bs, -1.0], [-1.0, 0.0]])
+        return np.full(part.shape[0], a), np.array([ss - bs, M, np.exp(-M) / a]), C
 
     def partial_stats(self, z_blk, rows):
         b = self.b[rows]

@@ -142,9 +142,12 @@ class FusedShifted:
         return z, fixed
 
     _fused_w2 = None
+    _fused_scratch = None
 
     def loss_z(self, z):
-        val, _ = self._fused_loss_grad(z, np.empty(self.n), np.empty(0))
+        if self._fused_scratch is None:  # reused: the line search calls loss_z repeatedly
+            self._fused_scratch = np.empty(self.n)
+        val, _ = self._fused_loss_grad(z, self._fused_scratch, np.empty(0))
         return val
 
     def loss_grad_z(self, z):

@@ -99,11 +99,10 @@ def shifted_partials(z, b, kind, part, e):
         m = 0.0
         if kind <= 1:
             m = -np.inf
-            for i in range(lo, hi):
-                if z[i] > m or z[i] != z[i]:  # NaN propagates, as numpy's max
-                    m = z[i]
+            for i in range(lo, hi):  # a NaN in z reaches the sums through e anyway
+                m = max(m, z[i])
             if kind == 1 and hi > lo:
-                m = max(m, 0.0) if m == m else m
+                m = max(m, 0.0)
         s1 = 0.0
         s2 = 0.0
         sb = 0.0

@@ -62,11 +62,12 @@ def exp_family_beta(z, b, w2, kind, beta):
 # max(max z, 0); rescaled: 0, no shift), the shifted values e (softmax: exp(z - m);
 # ResNet: exp(z - m) + z exp(-m); rescaled: f(z)) written to ``e`` and the block sums
 # [m, Σe, Σe², Σbe, Σb²]; the blocks are combined in Python in block order. Pass 2
-# (shifted_loss_grad, shifted_parts) reads e back with the global statistics ``k``:
-#   softmax  k = [<s,s-b>]                  s = e * scale[blk]
-#   ResNet   k = [<s,s-b>, M, 1/alpha e^-M]  s = e^(z-M)/alpha + z k[2]  (alpha e^-M in
-#                                          ``scale[0]``), q/alpha = e^(z-M)/alpha + k[2]
-#   rescaled k = [<b,c>, <f,1>, <b,b>]      c = f - k[1] b
+# (shifted_loss_grad, shifted_parts) reads e back with the global statistics ``k`` and
+# the per-block factor ``scale`` from the block's shift to the global one (M):
+#   softmax  k = [<s,s-b>]                s = e * scale[blk]
+#   ResNet   k = [<s,s-b>, e^-M/alpha]    e^z/alpha = e * scale[blk], s = e^z/alpha + z k[1],
+#                                         q/alpha = e^z/alpha + k[1]  (e = exp(z - m) only)
+#   rescaled k = [<b,c>, <f,1>, <b,b>]    c = f - k[1] b
 
 
 @njit(cache=True, inline="always")
@@ -77,10 +78,8 @@ def _block_range(blk, step, n):
 
 @njit(cache=True, inline="always")
 def _shifted_value(kind, zi, m):
-    if kind == 0:
+    if kind <= 1:
         return np.exp(zi - m)
-    if kind == 1:
-        return np.exp(zi - m) + zi * np.exp(-m)
     if kind == 2:
         return np.exp(zi)
     if kind == 3:
@@ -90,7 +89,8 @@ def _shifted_value(kind, zi, m):
 
 @njit(cache=True, parallel=True)
 def shifted_partials(z, b, kind, part, e):
-    """Block statistics ``part[blk] = [m, Σe, Σe², Σbe, Σb²]``; ``e`` gets the shifted values."""
+    """Block statistics ``part[blk] = [m, Σv, Σv², Σbv, Σb²]`` of the shifted values v
+    (ResNet: v = e + z e^-m); ``e`` gets e."""
     n = z.shape[0]
     nb = part.shape[0]
     step = (n + nb - 1) // nb
@@ -103,6 +103,7 @@ def shifted_partials(z, b, kind, part, e):
                 m = max(m, z[i])
             if kind == 1 and hi > lo:
                 m = max(m, 0.0)
+        em = np.exp(-m) if kind == 1 else 0.0
         s1 = 0.0
         s2 = 0.0
         sb = 0.0
@@ -110,9 +111,10 @@ def shifted_partials(z, b, kind, part, e):
         for i in range(lo, hi):
             ei = _shifted_value(kind, z[i], m)
             e[i] = ei
-            s1 += ei
-            s2 += ei * ei
-            sb += b[i] * ei
+            vi = ei + z[i] * em if kind == 1 else ei
+            s1 += vi
+            s2 += vi * vi
+            sb += b[i] * vi
             sbb += b[i] * b[i]
         part[blk, 0] = m
         part[blk, 1] = s1
@@ -129,9 +131,9 @@ def _row_terms(kind, zi, ei, bi, sc, k):
         s = ei * sc
         return s - bi, s, k[0], s, s
     if kind == 1:
-        ez = np.exp(zi - k[1]) / sc
-        s = ez + zi * k[2]
-        return s - bi, ez + k[2], k[0], s, ez
+        ez = ei * sc
+        s = ez + zi * k[1]
+        return s - bi, ez + k[1], k[0], s, ez
     c = ei - k[1] * bi
     if kind == 2:
         q = ei

@@ -65,7 +65,8 @@ class ResNetSoftmaxRegression(FusedShifted, Problem):
         if not a > 0:
             return None
         C = np.array([[3.0 * ss - 2.0 * bs, -1.0], [-1.0, 0.0]])
-        return np.full(part.shape[0], a), np.array([ss - bs, M, np.exp(-M) / a]), C
+        scale = np.exp(part[:, 0] - M) / a  # block shift -> e^z / alpha
+        return scale, np.array([ss - bs, np.exp(-M) / a]), C
 
     def partial_stats(self, z_blk, rows):
         b = self.b[rows]

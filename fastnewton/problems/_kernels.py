@@ -1,11 +1,14 @@
-"""Numba kernels for the elementwise work of the exp / cosh / sinh family.
+"""Numba kernels for the elementwise work of the exp / cosh / sinh family and of the
+softmax-type families (softmax, ResNet-softmax, rescaled exp / cosh / sinh).
 
 One parallel pass over z computes what numpy needs several passes (and several
 ``exp`` calls) for. Sums go through a fixed number of row blocks (chosen from n only)
 reduced in block order, so results do not depend on the thread count.
-Family codes: 0 exp, 1 cosh, 2 sinh (f'' == f for all three). The loss alone and the
-loss with its gradient come from one kernel, so the value the line search accepts is,
-bit for bit, the value recorded at the new point.
+Family codes of the exp kernels: 0 exp, 1 cosh, 2 sinh (f'' == f for all three); the
+softmax-type kernels (two passes: block statistics, then loss/gradient or Hessian parts)
+have their own codes, see their section. The loss alone and the loss with its gradient
+come from one kernel, so the value the line search accepts is, bit for bit, the value
+recorded at the new point.
 """
 
 import numpy as np
@@ -59,9 +62,9 @@ def exp_family_beta(z, b, w2, kind, beta):
 
 # -- softmax-type families: softmax (0), ResNet-softmax (1), rescaled exp/cosh/sinh (2/3/4) --
 # Pass 1 (shifted_partials): per fixed row block, the shift m (softmax: max z; ResNet:
-# max(max z, 0); rescaled: 0, no shift), the shifted values e (softmax: exp(z - m);
-# ResNet: exp(z - m) + z exp(-m); rescaled: f(z)) written to ``e`` and the block sums
-# [m, Σe, Σe², Σbe, Σb²]; the blocks are combined in Python in block order. Pass 2
+# max(max z, 0); rescaled: 0, no shift), e = exp(z - m) (rescaled: f(z)) written to the
+# output array ``e`` and the block sums [m, Σv, Σv², Σbv, Σb²] of v = e (ResNet:
+# v = e + z exp(-m)); the blocks are combined in Python in block order. Pass 2
 # (shifted_loss_grad, shifted_parts) reads e back with the global statistics ``k`` and
 # the per-block factor ``scale`` from the block's shift to the global one (M):
 #   softmax  k = [<s,s-b>]                s = e * scale[blk]

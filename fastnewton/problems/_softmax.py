@@ -128,6 +128,8 @@ class FusedShifted:
     """
 
     _fused_kind = -1
+    _fused_w2 = None  # w**2, or zeros without w (set on first use)
+    _fused_scratch = None  # loss_z's buffer for the shifted values (not thread safe)
 
     def _fused_pass(self, z, e):
         z = np.ascontiguousarray(z, dtype=np.float64)
@@ -140,9 +142,6 @@ class FusedShifted:
         if self._fused_w2 is None:
             self._fused_w2 = np.zeros(self.n) if self._w2 is None else self._w2
         return z, fixed
-
-    _fused_w2 = None
-    _fused_scratch = None
 
     def loss_z(self, z):
         if self._fused_scratch is None:  # reused: the line search calls loss_z repeatedly

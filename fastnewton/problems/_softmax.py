@@ -91,6 +91,10 @@ class SoftmaxStats:
         """½‖s - b‖² from the statistics alone (cancels when s ≈ b; used for γ/ℓ)."""
         return 0.5 * (self.ss - 2.0 * self.bs + self.bb)
 
+    def C(self):
+        """The 2 x 2 core [[<3s − 2b, s>, −1], [−1, 0]] of the low-rank Hessian part."""
+        return np.array([[3.0 * self.ss - 2.0 * self.bs, -1.0], [-1.0, 0.0]])
+
 
 def softmax_block(stats, z_blk, b_blk):
     """Partial loss, gradient block and parts of ½‖softmax(z) − b‖² on one row block.
@@ -106,8 +110,7 @@ def softmax_block(stats, z_blk, b_blk):
     v = s * (2.0 * s - b_blk)
     beta = v - stats.sc * s
     U = np.column_stack([s, v])
-    C = np.array([[3.0 * stats.ss - 2.0 * stats.bs, -1.0], [-1.0, 0.0]])
-    return loss, grad, beta, U, C
+    return loss, grad, beta, U, stats.C()
 
 
 class FusedShifted:

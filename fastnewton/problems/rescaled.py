@@ -82,9 +82,13 @@ class RescaledRegression(FusedShifted, Problem):
                 NonConvexWarning, stacklevel=2)
 
     def _fused_constants(self, part):
-        F, bc, bb = self.combine_stats(part[:, [1, 3, 4]])
-        C = np.array([[bb, -1.0], [-1.0, 0.0]])
-        return np.ones(part.shape[0]), np.array([bc, F, bb]), C
+        stats = self.combine_stats(part[:, [1, 3, 4]])
+        F, bc, bb = stats
+        return np.ones(part.shape[0]), np.array([bc, F, bb]), self._C(stats)
+
+    @staticmethod
+    def _C(stats):
+        return np.array([[stats[2], -1.0], [-1.0, 0.0]])
 
     def partial_stats(self, z_blk, rows):
         # ||b||^2 is a statistic too: a block of rows only knows its own share of it.
@@ -113,5 +117,4 @@ class RescaledRegression(FusedShifted, Problem):
         q = self._df(z_blk)
         beta = q * q + self._d2f(z_blk) * (c - stats[1])
         U = np.column_stack([q, q * self.b[rows]])
-        C = np.array([[stats[2], -1.0], [-1.0, 0.0]])
-        return beta, U, C
+        return beta, U, self._C(stats)

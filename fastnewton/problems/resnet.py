@@ -61,12 +61,16 @@ class ResNetSoftmaxRegression(FusedShifted, Problem):
         self.b = check_vector(b, self.n, "b")
 
     def _fused_constants(self, part):
-        M, a, ss, bs = self.combine_stats(part[:, :4])
+        stats = self.combine_stats(part[:, :4])
+        M, a, ss, bs = stats
         if not a > 0:
             return None
-        C = np.array([[3.0 * ss - 2.0 * bs, -1.0], [-1.0, 0.0]])
         scale = np.exp(part[:, 0] - M) / a  # block shift -> e^z / alpha
-        return scale, np.array([ss - bs, np.exp(-M) / a]), C
+        return scale, np.array([ss - bs, np.exp(-M) / a]), self._C(stats)
+
+    @staticmethod
+    def _C(stats):
+        return np.array([[3.0 * stats[2] - 2.0 * stats[3], -1.0], [-1.0, 0.0]])
 
     def partial_stats(self, z_blk, rows):
         b = self.b[rows]
@@ -123,5 +127,4 @@ class ResNetSoftmaxRegression(FusedShifted, Problem):
         sc = stats[2] - stats[3]
         beta = qa * qa + ez * (c - sc)
         U = np.column_stack([qa, qa * (2.0 * s - b)])
-        C = np.array([[3.0 * stats[2] - 2.0 * stats[3], -1.0], [-1.0, 0.0]])
-        return beta, U, C
+        return beta, U, self._C(stats)

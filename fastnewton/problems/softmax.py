@@ -68,8 +68,7 @@ class SoftmaxRegression(FusedShifted, Problem):
     def _fused_constants(self, part):
         st = self.combine_stats(part)
         scale = np.exp(part[:, 0] - st.M) / st.S  # block shift -> global: s = e * scale
-        C = np.array([[3.0 * st.ss - 2.0 * st.bs, -1.0], [-1.0, 0.0]])
-        return scale, np.array([st.sc]), C
+        return scale, np.array([st.sc]), st.C()
 
     def partial_stats(self, z_blk, rows):
         return softmax_partial(z_blk, self.b[rows])

@@ -90,7 +90,8 @@ GRIDS = {
 }
 #: Matrix of the thread-scaling suite.
 THREAD_CASES = {"quick": Case(60_000, 10, 50), "default": ACCEPTANCE_CASE, "full": ACCEPTANCE_CASE}
-#: End-to-end problem (seeded exp regression, cond(A) ~ 1e4) and the peers' default time cap (s).
+#: End-to-end problem size (seeded exp and softmax regression, cond(A) ~ 1e4) and the
+#: peers' default time cap (s).
 E2E_CASES = {"quick": (Case(20_000, 10, 50, cond=1e3), 10.0),
              "default": (Case(100_000, 20, 200), 60.0),
              "full": (ACCEPTANCE_CASE, 300.0)}

@@ -176,7 +176,8 @@ def shifted_loss_grad(kind, z, b, w2, e, scale, k, buf, grad):
 def shifted_parts(kind, z, b, w2, e, scale, k, beta, U):
     """Diagonal ``beta`` (with w2) and the two columns of ``U`` after :func:`shifted_partials`
     (``beta`` may be ``e``): softmax s∘(2s−b) − <s,c> s, U = [s, s∘(2s−b)]; ResNet
-    (q/α)² + e^z/α (c − <s,c>), U = [q/α, q/α (2s−b)]; rescaled q² + f (c − <b,c>), U = [q, q b]."""
+    (q/α)² + e^z/α (c − <s,c>), U = [q/α, q/α (2s−b)]; rescaled q² + f (c − <b,c>),
+    U = [q, q b]."""
     n = z.shape[0]
     nb = scale.shape[0]
     step = (n + nb - 1) // nb

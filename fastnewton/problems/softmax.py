@@ -6,8 +6,8 @@ import numpy as np
 
 from .._validation import check_vector
 from ._base import Problem
-from ._softmax import (SOFTMAX_POWERS, FusedShifted, SoftmaxStats, combine_shifted, softmax_block,
-                       softmax_partial)
+from ._softmax import (SOFTMAX_POWERS, FusedShifted, SoftmaxStats, combine_shifted,
+                       softmax_block, softmax_partial)
 
 __all__ = ["SoftmaxRegression", "SOFTMAX_CONVEXITY_W2"]
 

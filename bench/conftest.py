@@ -13,8 +13,9 @@ What lives here, for every ``bench_*.py`` (also the ones other suites add):
 * ``--bench-e2e-cap``: time cap in seconds of each end-to-end peer solver.
 * Fixtures ``grid_case`` (parametrized over the grid of the chosen size),
   ``thread_case``, ``e2e_case`` (one problem each), ``bench_size`` and ``bench_data``
-  (``bench_data(case)`` -> cached :class:`Instance`: seeded data and the
-  ``ExpRegression`` problem built on it, generated once per session).
+  (``bench_data(case, family="exp")`` -> cached :class:`Instance`: seeded data and the
+  ``ExpRegression`` (or ``SoftmaxRegression``) problem built on it, generated once per
+  session).
 * ``sizes(table, env)``: the sizes of a suite with its own problems (sketch, linalg,
   families, distributed): ``table[--bench-size]``, each entry overridden by its
   environment variable when that is set (:func:`_sizes`).
@@ -96,7 +97,8 @@ GRIDS = {
 }
 #: Matrix of the thread-scaling suite.
 THREAD_CASES = {"quick": Case(60_000, 10, 50), "default": ACCEPTANCE_CASE, "full": ACCEPTANCE_CASE}
-#: End-to-end problem (seeded exp regression, cond(A) ~ 1e4) and the peers' default time cap (s).
+#: End-to-end problem size (seeded exp and softmax regression, cond(A) ~ 1e4) and the
+#: peers' default time cap (s).
 E2E_CASES = {"quick": (Case(20_000, 10, 50, cond=1e3), 10.0),
              "default": (Case(100_000, 20, 200), 60.0),
              "full": (ACCEPTANCE_CASE, 300.0)}
@@ -170,7 +172,7 @@ def e2e_cap(request, bench_size):
 
 @dataclass
 class Instance:
-    """A generated benchmark problem: the data and the ``ExpRegression`` on it."""
+    """A generated benchmark problem: the data and the family's problem on it."""
 
     case: Case
     data: object
@@ -206,28 +208,36 @@ class _DataCache:
 
     def __init__(self, budget):
         self.budget = budget
-        self.items = OrderedDict()
+        self.items = OrderedDict()  # (case, family) -> Instance
 
-    def get(self, case):
-        if case in self.items:
-            self.items.move_to_end(case)
-            return self.items[case]
+    def _held(self):
+        return sum(_case_bytes(c) for c, _ in self.items)
+
+    def get(self, case, family="exp"):
+        key = (case, family)
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
         need = _case_bytes(case)
-        if need > 0.6 * _available_bytes() + sum(_case_bytes(c) for c in self.items):
+        if need > 0.6 * _available_bytes() + self._held():
             pytest.skip(f"{case.label} needs about {need / 2**30:.1f} GiB; not available here")
-        while self.items and sum(_case_bytes(c) for c in self.items) + need > self.budget:
+        while self.items and self._held() + need > self.budget:
             self.items.popitem(last=False)
         import fastnewton as fn
         data = fn.datasets.make_regression(case.n, case.d, nnz_per_row=case.nnz_per_row,
-                                           cond=case.cond, family="exp", seed=BENCH_SEED)
-        inst = Instance(case, data, fn.ExpRegression(data.A, data.b, data.w, f="exp"))
-        self.items[case] = inst
+                                           cond=case.cond, family=family, seed=BENCH_SEED)
+        if family == "softmax":
+            problem = fn.SoftmaxRegression(data.A, data.b, data.w)
+        else:
+            problem = fn.ExpRegression(data.A, data.b, data.w, f=family)
+        self.items[key] = inst = Instance(case, data, problem)
         return inst
 
 
 @pytest.fixture(scope="session")
 def bench_data():
-    """``bench_data(case)`` -> the cached :class:`Instance` of a :class:`Case`."""
+    """``bench_data(case, family="exp")`` -> the cached :class:`Instance` of a :class:`Case`
+    (``family``: exp/cosh/sinh (``ExpRegression``) or softmax (``SoftmaxRegression``))."""
     cache = _DataCache(budget=0.35 * _available_bytes())
     return cache.get
 

@@ -9,9 +9,12 @@ import scipy.sparse as sp
 
 from ._validation import check_rng, check_scalar
 
-__all__ = ["make_regression", "RegressionData", "FAMILIES"]
+__all__ = ["make_regression", "RegressionData", "FAMILIES", "SOFTMAX_FAMILY"]
 
+#: The f of the exp-type families (``ExpRegression(..., f=family)``).
 FAMILIES = ("exp", "cosh", "sinh")
+#: The softmax family of :func:`make_regression` (``SoftmaxRegression(A, b, w)``).
+SOFTMAX_FAMILY = "softmax"
 
 
 @dataclass(frozen=True)
@@ -27,13 +30,14 @@ class RegressionData:
 
 def make_regression(n, d, *, nnz_per_row=None, density=None, cond=1.0, family="exp",
                     noise=0.01, w="convex", dense=False, dtype=np.float64, seed=None):
-    """Generate a seeded exp/cosh/sinh regression instance.
+    """Generate a seeded exp/cosh/sinh or softmax regression instance.
 
     Rows of A have ``nnz_per_row`` nonzeros (default ``min(d, 20)``; or ``density * d``)
     at uniformly random columns, values N(0, 1/nnz_per_row); then column j is scaled by
     ``cond ** (-j / (d - 1))``, so cond(A) is about ``cond`` times that of the unscaled
     matrix. Every column gets at least one nonzero. With ``x_true`` ~ N(0, 1),
-    ``z = A x_true`` is about N(0, <=1) and ``b = f(z) + noise * N(0, 1)``.
+    ``z = A x_true`` is about N(0, <=1) and ``b = f(z) + noise * N(0, 1)``; for
+    ``family="softmax"``, ``b = softmax(z + noise * N(0, 1))`` (a probability vector).
 
     Parameters
     ----------
@@ -43,13 +47,19 @@ def make_regression(n, d, *, nnz_per_row=None, density=None, cond=1.0, family="e
         Row sparsity (give at most one).
     cond : float >= 1
         Ratio of the largest to the smallest column scale.
-    family : {"exp", "cosh", "sinh"}
-        Which f generates b (and sets the convexity bound for ``w``).
+    family : {"exp", "cosh", "sinh", "softmax"}
+        Which f generates b (and sets the convexity bound for ``w``). The data of
+        "softmax" is for :class:`~fastnewton.SoftmaxRegression` (``A, b, w``), the others
+        for :class:`~fastnewton.ExpRegression` with ``f=family``.
     noise : float
         Standard deviation of the additive noise on b.
     w : "convex", float or array
         ``"convex"``: ``1.05 * sqrt(max(bound, 0)) + 0.05`` per row, with ``bound`` the
-        exact convexity bound of ``fastnewton.problems.convexity_bound``.
+        exact convexity bound of ``fastnewton.problems.convexity_bound``; softmax: the
+        same w on every row, ``w**2 = SOFTMAX_CONVEXITY_W2 * max(b)**2`` (the numerical
+        bound for ``max(b) = 1`` scaled to b; it keeps the Hessian in z positive
+        definite around the data and the start z = 0 in practice, not a proven
+        global bound).
     dense : bool
         Return A as a dense ndarray instead of CSR.
     dtype : float32 or float64
@@ -61,13 +71,14 @@ def make_regression(n, d, *, nnz_per_row=None, density=None, cond=1.0, family="e
     RegressionData
     """
     from .problems.exp import convexity_bound
+    from .problems.softmax import SOFTMAX_CONVEXITY_W2
 
     check_scalar(n, "n", low=1, integer=True)
     check_scalar(d, "d", low=1, integer=True)
     check_scalar(cond, "cond", low=1.0)
     check_scalar(noise, "noise", low=0.0)
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if family not in FAMILIES + (SOFTMAX_FAMILY,):
+        raise ValueError(f"family must be one of {FAMILIES + (SOFTMAX_FAMILY,)}, got {family!r}")
     if nnz_per_row is not None and density is not None:
         raise ValueError("give nnz_per_row or density, not both")
     if density is not None:
@@ -98,12 +109,20 @@ def make_regression(n, d, *, nnz_per_row=None, density=None, cond=1.0, family="e
 
     x_true = rng.standard_normal(d)
     z = A @ x_true
-    f = {"exp": np.exp, "cosh": np.cosh, "sinh": np.sinh}[family]
-    b = f(z) + noise * rng.standard_normal(n)
+    if family == SOFTMAX_FAMILY:
+        b = z + noise * rng.standard_normal(n)
+        b = np.exp(b - b.max())
+        b /= b.sum()
+    else:
+        f = {"exp": np.exp, "cosh": np.cosh, "sinh": np.sinh}[family]
+        b = f(z) + noise * rng.standard_normal(n)
     if isinstance(w, str):
         if w != "convex":
             raise ValueError(f"w must be 'convex', a number or an array, got {w!r}")
-        w = 1.05 * np.sqrt(np.maximum(convexity_bound(b, family), 0.0)) + 0.05
+        if family == SOFTMAX_FAMILY:
+            w = np.full(n, np.sqrt(SOFTMAX_CONVEXITY_W2) * b.max())
+        else:
+            w = 1.05 * np.sqrt(np.maximum(convexity_bound(b, family), 0.0)) + 0.05
     else:
         w = np.broadcast_to(np.asarray(w, dtype=np.float64), (n,)).copy()
     if dense:

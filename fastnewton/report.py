@@ -10,8 +10,9 @@ fastnewton.bench.report results.json -o report/``) writes ``report/report.md`` a
 matplotlib is installed (extra ``plot``), PNG plots next to it. The input is what the
 ``bench/`` suite records: every benchmark has ``extra_info`` with ``suite`` (``floor``,
 ``kernel``, ``newton``, ``e2e``, ``threads``), ``op`` and the sizes ``n``, ``d``,
-``nnz_per_row``, ``nnz``; end-to-end runs add ``converged``, ``capped``, ``rel_grad`` and
-a convergence curve (``curve_t``, ``curve_g``); Newton steps add seconds per ``phases``.
+``nnz_per_row``, ``nnz``; end-to-end runs add ``converged``, ``capped``, ``rel_grad``,
+a convergence curve (``curve_t``, ``curve_g``) and the problem ``family`` (``exp`` when
+absent); Newton steps add seconds per ``phases``.
 
 Figures, all from medians of the same run:
 
@@ -19,8 +20,9 @@ Figures, all from medians of the same run:
   of ``A @ x`` plus one d x d Cholesky, and of a memory copy of A's bytes;
 * fitted log-log exponents: time ∝ nnz^a at fixed d, time ∝ d^b at fixed (n, nnz/row),
   least squares over all points, with the data range and the range of local slopes;
-* end to end: time to the gradient tolerance per solver, fastnewton's speedup over each
-  peer and over the best peer (``≥`` where a peer did not converge: capped or stalled);
+* end to end (one table per problem family and size): time to the gradient tolerance
+  per solver, fastnewton's speedup over each peer and over the best peer (``≥`` where a
+  peer did not converge: capped or stalled);
 * threads: speedup over one thread per op.
 """
 
@@ -65,6 +67,11 @@ class Record:
     @property
     def nnz(self):
         return int(self.extra.get("nnz", 0))
+
+    @property
+    def family(self):
+        """Problem family of an end-to-end run (``"exp"`` for records without one)."""
+        return str(self.extra.get("family", "exp"))
 
     @property
     def threads(self):
@@ -304,13 +311,18 @@ def phase_table(records):
 
 
 def e2e_summary(records):
-    """Per end-to-end problem: ``{size: (fastnewton records, peer records)}``."""
+    """Per end-to-end problem: ``{(family, size): (fastnewton records, peer records)}``."""
     out = defaultdict(lambda: ([], []))
     for r in records:
         if r.suite == "e2e":
             mine = r.extra.get("solver") == "fastnewton" or r.op.startswith("fastnewton")
-            out[r.size][0 if mine else 1].append(r)
+            out[(r.family, r.size)][0 if mine else 1].append(r)
     return dict(out)
+
+
+def _e2e_title(key):
+    family, size = key
+    return f"{family} regression, " + (_size_label(size) if size else "problem")
 
 
 def _done(r):
@@ -330,7 +342,7 @@ def e2e_speedups(fast, peers):
 
 def e2e_tables(records):
     parts = []
-    for size, (fast, peers) in sorted(e2e_summary(records).items(), key=lambda kv: str(kv[0])):
+    for key, (fast, peers) in sorted(e2e_summary(records).items(), key=lambda kv: str(kv[0])):
         best, sp, vs_best = e2e_speedups(fast, peers)
         rows = []
         for r in sorted(fast, key=lambda r: r.median) + sorted(peers, key=lambda r: r.median):
@@ -347,8 +359,7 @@ def e2e_tables(records):
                          f"{e.get('rel_grad', float('nan')):.1e}", its,
                          _fmt_ratio(*ratio) if ratio else ("best" if r is best else "")])
         cond = (fast or peers)[0].extra.get("cond")
-        title = _size_label(size) if size else "problem"
-        head = f"#### {title}" + (f", cond(A) ≈ {cond:g}" if cond else "")
+        head = f"#### {_e2e_title(key)}" + (f", cond(A) ≈ {cond:g}" if cond else "")
         body = _table(["solver", "time to tol", "status", "rel. gradient", "iterations / evals",
                        "fastnewton speedup"], rows)
         if best is not None and vs_best is not None:
@@ -426,8 +437,8 @@ def make_plots(records, fits, outdir):
             tag = f"d{key}" if kind == "nnz" else f"n{key[0]}_k{key[1]}"
             save(fig, f"time_vs_{kind}_{tag}.png")
 
-    for i, (size, (fast, peers)) in enumerate(sorted(e2e_summary(records).items(),
-                                                     key=lambda kv: str(kv[0]))):
+    for i, (key, (fast, peers)) in enumerate(sorted(e2e_summary(records).items(),
+                                                    key=lambda kv: str(kv[0]))):
         fig, ax = axes()
         for r in fast + peers:
             t, g = r.extra.get("curve_t"), r.extra.get("curve_g")
@@ -435,7 +446,7 @@ def make_plots(records, fits, outdir):
                 ax.semilogy(t, np.maximum(g, 1e-300), label=r.op)
         ax.axhline(1e-8, color="k", lw=0.8, ls="--")
         ax.set(xlabel="time (s)", ylabel="‖∇L(x)‖ / ‖∇L(0)‖",
-               title=f"convergence, {_size_label(size) if size else ''}")
+               title=f"convergence, {_e2e_title(key)}")
         ax.legend(fontsize=7)
         save(fig, f"convergence_{i}.png")
 

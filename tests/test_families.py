@@ -281,3 +281,24 @@ def test_copyright_pole_is_inf(rng):
     assert prob.fun(np.zeros(2)) == np.inf
     with pytest.raises(ValidationError, match="pole of gamma / l2"):
         fn.minimize(prob)
+
+
+def test_make_regression_softmax_family(rng):
+    """b = softmax(A x_true + noise eps), same A, x_true and eps draws as the exp family;
+    w**2 = SOFTMAX_CONVEXITY_W2 max(b)**2 keeps the z-Hessian PD at the start and the data."""
+    seed = int(rng.integers(2**31))
+    kw = dict(nnz_per_row=5, cond=100.0, noise=0.05, seed=seed)
+    soft = fn.datasets.make_regression(1500, 12, family="softmax", **kw)
+    ref = fn.datasets.make_regression(1500, 12, family="exp", **kw)
+    assert (soft.A != ref.A).nnz == 0 and np.array_equal(soft.x_true, ref.x_true)
+    z = soft.A @ soft.x_true
+    eps = (ref.b - np.exp(z)) / 0.05
+    u = np.exp(z + 0.05 * eps - (z + 0.05 * eps).max())
+    np.testing.assert_allclose(soft.b, u / u.sum(), rtol=1e-12)
+    assert soft.b.sum() == pytest.approx(1.0, rel=1e-12) and soft.family == "softmax"
+    np.testing.assert_allclose(soft.w, np.sqrt(SOFTMAX_CONVEXITY_W2) * soft.b.max(), rtol=1e-15)
+    prob = fn.SoftmaxRegression(soft.A, soft.b, soft.w)
+    for zz in (np.zeros_like(z), z):
+        assert np.linalg.eigvalsh(prob.parts_z(zz).to_dense())[0] > 0
+    res = fn.minimize(prob, method="exact", tol=1e-10)
+    assert res.success and res.grad_norm <= 1e-10 * res.history["grad_norm"][0]

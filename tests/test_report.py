@@ -145,6 +145,29 @@ def test_e2e_without_converged_fastnewton_gives_no_speedup(tmp_path):
     assert "speedup over the best peer" not in report.e2e_tables(records)
 
 
+def test_e2e_tables_one_per_family(tmp_path):
+    """Same size, two families: two tables, each with its own speedups (old records = exp)."""
+    bench = [_e2e("fastnewton_sketch", 2.0, True, solver="fastnewton"),  # no family: exp
+             _e2e("scipy_lbfgsb", 40.0, True),
+             _e2e("fastnewton_sketch", 3.0, True, solver="fastnewton", family="softmax"),
+             _e2e("fastnewton_exact", 1.5, True, solver="fastnewton", family="softmax"),
+             _e2e("scipy_lbfgsb", 6.0, True, family="softmax")]
+    records, _ = report.load_records(_write(tmp_path, bench))
+    summary = report.e2e_summary(records)
+    assert sorted(k[0] for k in summary) == ["exp", "softmax"]
+    assert {k[1] for k in summary} == {(1000, 5, 10)}
+    fast, peers = summary[("softmax", (1000, 5, 10))]
+    best, speedups, _ = report.e2e_speedups(fast, peers)
+    assert best.op == "fastnewton_exact" and speedups == {"scipy_lbfgsb": (4.0, False)}
+    assert report.e2e_speedups(*summary[("exp", (1000, 5, 10))])[1] == {
+        "scipy_lbfgsb": (20.0, False)}
+    text = report.e2e_tables(records)
+    heads = [line for line in text.splitlines() if line.startswith("####")]
+    assert len(heads) == 2
+    assert heads[0].startswith("#### exp regression, n=") and "softmax" in heads[1]
+    assert "speedup over the best peer: 20×" in text and "speedup over the best peer: 4×" in text
+
+
 def test_thread_speedups(tmp_path):
     bench = [_bench(f"t{t}", m, suite="threads", op="matvec", threads=t, n=10, nnz_per_row=1,
                     d=2, nnz=10) for t, m in ((1, 10e-3), (2, 6e-3))]

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["combine_shifted", "rows_index", "softmax_partial", "SoftmaxStats"]
+from ..hessian import DiagLowRank
+from ..linalg._design import n_row_blocks
+from . import _kernels
+
+__all__ = ["combine_shifted", "rows_index", "softmax_partial", "SoftmaxStats", "FusedShifted"]
 
 
 def rows_index(rows, n):
@@ -87,6 +91,10 @@ class SoftmaxStats:
         """½‖s - b‖² from the statistics alone (cancels when s ≈ b; used for γ/ℓ)."""
         return 0.5 * (self.ss - 2.0 * self.bs + self.bb)
 
+    def C(self):
+        """The 2 x 2 core [[<3s − 2b, s>, −1], [−1, 0]] of the low-rank Hessian part."""
+        return np.array([[3.0 * self.ss - 2.0 * self.bs, -1.0], [-1.0, 0.0]])
+
 
 def softmax_block(stats, z_blk, b_blk):
     """Partial loss, gradient block and parts of ½‖softmax(z) − b‖² on one row block.
@@ -102,5 +110,69 @@ def softmax_block(stats, z_blk, b_blk):
     v = s * (2.0 * s - b_blk)
     beta = v - stats.sc * s
     U = np.column_stack([s, v])
-    C = np.array([[3.0 * stats.ss - 2.0 * stats.bs, -1.0], [-1.0, 0.0]])
-    return loss, grad, beta, U, C
+    return loss, grad, beta, U, stats.C()
+
+
+class FusedShifted:
+    """Mixin: the driver's z-space calls of a softmax-type family in fused numba passes.
+
+    The whole-z ``loss_z``, ``loss_grad_z`` and ``parts_z`` make two parallel passes over
+    z (:mod:`._kernels`): block statistics (max shift, shifted values kept in the output
+    array), combined in block order by the family's own ``combine_stats``, then loss,
+    gradient or Hessian parts; the w term is fused in. Fixed row blocks
+    (``n_row_blocks(n)``) make the results bitwise identical for any thread count, and
+    ``loss_z`` and ``loss_grad_z`` share one kernel, so their losses are bitwise equal.
+    The block methods (distributed backend) keep the numpy formulas; both agree to
+    rounding.
+
+    A family sets ``_fused_kind`` (the kernel's family code) and implements
+    ``_fused_constants(part) -> (scale, k, C)`` (see :mod:`._kernels`), or ``None`` when
+    z is outside the domain (loss ``inf``).
+    """
+
+    _fused_kind = -1
+    _fused_w2 = None  # w**2, or zeros without w (set on first use)
+    _fused_scratch = None  # loss_z's buffer for the shifted values (not thread safe)
+
+    def _fused_pass(self, z, e):
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        if z.shape != (self.n,):
+            raise ValueError(f"z must have shape ({self.n},), got {z.shape}")
+        part = np.empty((n_row_blocks(self.n), 5))
+        _kernels.shifted_partials(z, self.b, self._fused_kind, part, e)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            fixed = self._fused_constants(part)
+        if self._fused_w2 is None:
+            self._fused_w2 = np.zeros(self.n) if self._w2 is None else self._w2
+        return z, fixed
+
+    def loss_z(self, z):
+        if self._fused_scratch is None:  # reused: the line search calls loss_z repeatedly
+            self._fused_scratch = np.empty(self.n)
+        val, _ = self._fused_loss_grad(z, self._fused_scratch, np.empty(0))
+        return val
+
+    def loss_grad_z(self, z):
+        grad = np.empty(self.n)
+        return self._fused_loss_grad(z, grad, grad)
+
+    def _fused_loss_grad(self, z, e, grad):
+        z, fixed = self._fused_pass(z, e)
+        if fixed is None:
+            grad[:] = np.nan
+            return np.inf, grad
+        scale, k, _ = fixed
+        val = _kernels.shifted_loss_grad(self._fused_kind, z, self.b, self._fused_w2, e, scale,
+                                         k, np.empty(scale.shape[0]), grad)
+        return (val if np.isfinite(val) else np.inf), grad
+
+    def parts_z(self, z):
+        beta = np.empty(self.n)
+        z, fixed = self._fused_pass(z, beta)
+        if fixed is None:  # outside the domain: the numpy path raises the family's error
+            return super().parts_z(z)
+        scale, k, C = fixed
+        U = np.empty((self.n, 2))
+        _kernels.shifted_parts(self._fused_kind, z, self.b, self._fused_w2, beta, scale, k,
+                               beta, U)
+        return DiagLowRank(beta, U, C)

@@ -9,6 +9,7 @@ import numpy as np
 from .._validation import check_vector
 from ..exceptions import NonConvexWarning
 from ._base import Problem
+from ._softmax import FusedShifted
 
 __all__ = ["RescaledRegression"]
 
@@ -20,7 +21,7 @@ _FUNCS = {
 }
 
 
-class RescaledRegression(Problem):
+class RescaledRegression(FusedShifted, Problem):
     r"""Rescaled f regression, f in {exp, cosh, sinh}.
 
     .. math::
@@ -71,6 +72,7 @@ class RescaledRegression(Problem):
         self.f = f
         self.b = check_vector(b, self.n, "b")
         self._f, self._df, self._d2f = _FUNCS[f]
+        self._fused_kind = {"exp": 2, "cosh": 3, "sinh": 4}[f]
         if f == "exp" and self.lam == 0.0 and (self.w is None or not (self.w > 0).all()):
             warnings.warn(
                 "RescaledRegression(f='exp') without a regularizer (lam == 0 and w not "
@@ -78,6 +80,15 @@ class RescaledRegression(Problem):
                 "infinity whenever some direction v has A v < 0 entrywise, so minimize() "
                 "can run off to infinity. Pass lam > 0 (or w > 0).",
                 NonConvexWarning, stacklevel=2)
+
+    def _fused_constants(self, part):
+        stats = self.combine_stats(part[:, [1, 3, 4]])
+        F, bc, bb = stats
+        return np.ones(part.shape[0]), np.array([bc, F, bb]), self._C(stats)
+
+    @staticmethod
+    def _C(stats):
+        return np.array([[stats[2], -1.0], [-1.0, 0.0]])
 
     def partial_stats(self, z_blk, rows):
         # ||b||^2 is a statistic too: a block of rows only knows its own share of it.
@@ -106,5 +117,4 @@ class RescaledRegression(Problem):
         q = self._df(z_blk)
         beta = q * q + self._d2f(z_blk) * (c - stats[1])
         U = np.column_stack([q, q * self.b[rows]])
-        C = np.array([[stats[2], -1.0], [-1.0, 0.0]])
-        return beta, U, C
+        return beta, U, self._C(stats)

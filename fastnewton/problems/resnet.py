@@ -7,12 +7,12 @@ import numpy as np
 from .._validation import check_vector
 from ..exceptions import ValidationError
 from ._base import Problem
-from ._softmax import combine_shifted
+from ._softmax import FusedShifted, combine_shifted
 
 __all__ = ["ResNetSoftmaxRegression"]
 
 
-class ResNetSoftmaxRegression(Problem):
+class ResNetSoftmaxRegression(FusedShifted, Problem):
     r"""ResNet-softmax regression.
 
     .. math::
@@ -54,9 +54,23 @@ class ResNetSoftmaxRegression(Problem):
     True
     """
 
+    _fused_kind = 1
+
     def __init__(self, A, b, w=None, lam=0.0):
         super().__init__(A, w=w, lam=lam)
         self.b = check_vector(b, self.n, "b")
+
+    def _fused_constants(self, part):
+        stats = self.combine_stats(part[:, :4])
+        M, a, ss, bs = stats
+        if not a > 0:
+            return None
+        scale = np.exp(part[:, 0] - M) / a  # block shift -> e^z / alpha
+        return scale, np.array([ss - bs, np.exp(-M) / a]), self._C(stats)
+
+    @staticmethod
+    def _C(stats):
+        return np.array([[3.0 * stats[2] - 2.0 * stats[3], -1.0], [-1.0, 0.0]])
 
     def partial_stats(self, z_blk, rows):
         b = self.b[rows]
@@ -113,5 +127,4 @@ class ResNetSoftmaxRegression(Problem):
         sc = stats[2] - stats[3]
         beta = qa * qa + ez * (c - sc)
         U = np.column_stack([qa, qa * (2.0 * s - b)])
-        C = np.array([[3.0 * stats[2] - 2.0 * stats[3], -1.0], [-1.0, 0.0]])
-        return beta, U, C
+        return beta, U, self._C(stats)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 
 from .._validation import check_vector
 from ._base import Problem
-from ._softmax import SOFTMAX_POWERS, SoftmaxStats, combine_shifted, softmax_block, softmax_partial
+from ._softmax import (SOFTMAX_POWERS, FusedShifted, SoftmaxStats, combine_shifted,
+                       softmax_block, softmax_partial)
 
 __all__ = ["SoftmaxRegression", "SOFTMAX_CONVEXITY_W2"]
 
@@ -15,7 +17,7 @@ __all__ = ["SoftmaxRegression", "SOFTMAX_CONVEXITY_W2"]
 SOFTMAX_CONVEXITY_W2 = 0.3125
 
 
-class SoftmaxRegression(Problem):
+class SoftmaxRegression(FusedShifted, Problem):
     r"""Softmax regression.
 
     .. math::
@@ -57,9 +59,16 @@ class SoftmaxRegression(Problem):
     True
     """
 
+    _fused_kind = 0
+
     def __init__(self, A, b, w=None, lam=0.0):
         super().__init__(A, w=w, lam=lam)
         self.b = check_vector(b, self.n, "b")
+
+    def _fused_constants(self, part):
+        st = self.combine_stats(part)
+        scale = np.exp(part[:, 0] - st.M) / st.S  # block shift -> global: s = e * scale
+        return scale, np.array([st.sc]), st.C()
 
     def partial_stats(self, z_blk, rows):
         return softmax_partial(z_blk, self.b[rows])

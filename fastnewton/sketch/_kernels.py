@@ -106,11 +106,8 @@ def sqrt_weights(w, out):
         cnt = 0
         for i in range(blk * step, min(n, (blk + 1) * step)):
             v = w[i]
-            if v >= 0.0 and v < np.inf:  # False for NaN
-                out[i] = np.sqrt(v)
-            else:
-                cnt += 1
-                out[i] = np.nan
+            out[i] = np.sqrt(v)  # branch-free (vectorizes); NaN for v < 0
+            cnt += not (v >= 0.0 and v < np.inf)  # False for NaN
         bad[blk] = cnt
     return bad.sum()
 

@@ -100,7 +100,20 @@ def tall_gram(X, n_threads=None):
         if n_threads <= 1:
             for task in tasks:
                 run(task)
-        else:
-            for fut in [_pool(n_threads).submit(run, t) for t in tasks]:
+        else:  # the calling thread works too: it takes tasks from the same queue
+            queue = iter(tasks)
+            lock = threading.Lock()
+
+            def worker():
+                while True:
+                    with lock:
+                        task = next(queue, None)
+                    if task is None:
+                        return
+                    run(task)
+
+            helpers = [_pool(n_threads - 1).submit(worker) for _ in range(n_threads - 1)]
+            worker()
+            for fut in helpers:
                 fut.result()
     return G

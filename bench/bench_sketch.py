@@ -136,7 +136,7 @@ def test_srht_dense(benchmark, dense_case):
     S = SRHT(m, n, seed=0)
     out = np.empty((m, d))
     S.apply(A, out=out)  # warm the JIT
-    _info(benchmark, info, what="SRHT (numba blocked FWHT)")
+    _info(benchmark, info, what="SRHT (numba FWHT pruned to the sampled rows)")
     benchmark.pedantic(lambda: S.apply(A, out=out), rounds=3, iterations=1)
 
 

@@ -201,3 +201,21 @@ def test_tall_gram_matches_numpy_and_ignores_threads(rng, shape):
         assert np.array_equal(G, runs[0])
     with thread_limit(2):
         assert np.array_equal(tall_gram(X), runs[0])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_tall_gram_in_a_forked_child(rng):
+    """The child's copy of the thread pool has no threads: it must build its own."""
+    import os
+    import signal
+
+    from fastnewton.linalg._tallgram import tall_gram
+
+    X = rng.standard_normal((2000, 600))
+    G = tall_gram(X, n_threads=2)  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        signal.alarm(60)  # a deadlock ends the child instead of hanging the suite
+        os._exit(0 if np.array_equal(tall_gram(X, n_threads=2), G) else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -17,6 +17,7 @@ BLAS thread pool is woken.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,20 +31,23 @@ __all__ = ["tall_gram", "GRAM_BLOCK"]
 #: Column-block width of :func:`tall_gram` (fixed: the result never depends on threads).
 GRAM_BLOCK = 256
 
-_POOL = None
+_POOL = None  # (pid, executor)
 _POOL_LOCK = threading.Lock()
 
 
-def _pool(n_threads):
-    """A process-wide thread pool with at least ``n_threads`` workers."""
+def _pool(n_workers):
+    """A process-wide thread pool with at least ``n_workers`` workers.
+
+    A larger pool replaces a smaller one without shutting it down (a concurrent caller
+    may still be using it); a forked child (whose copy of the pool has no threads)
+    gets a pool of its own.
+    """
     global _POOL
     with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < n_threads:
-            if _POOL is not None:
-                _POOL.shutdown(wait=False)
-            _POOL = ThreadPoolExecutor(max_workers=n_threads,
-                                       thread_name_prefix="fastnewton-gram")
-        return _POOL
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1]._max_workers < n_workers:
+            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=n_workers,
+                                                     thread_name_prefix="fastnewton-gram"))
+        return _POOL[1]
 
 
 def _block_edges(d):

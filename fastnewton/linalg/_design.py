@@ -53,8 +53,6 @@ def fixed_dot(a, b, c=None):
     return float(_kernels.dot_blocks(a, b, c, n_row_blocks(n)))
 
 
-
-
 def axpby(alpha, x, beta, y):
     """Return ``alpha * x + beta * y`` for 1-D float64 arrays (one parallel pass when long).
 

@@ -12,7 +12,9 @@ two parts alone took 17 + 14 ms.
 and runs the block products X_i^T X_j (j >= i; a ``syrk`` on the diagonal) as
 single-threaded BLAS calls on a small pool of Python threads (BLAS releases the GIL).
 The blocks, hence the bits of the result, do not depend on the thread count, and no
-BLAS thread pool is woken.
+BLAS thread pool is woken. What remains: numba's OpenMP worker still spins for a few ms
+after the sketch kernel, on the core the second block product needs (``sketched_gram``
+measured 1.3-1.5x on 2 threads, its parts alone 1.7-1.9x; docs/performance.md).
 """
 
 from __future__ import annotations

@@ -170,19 +170,22 @@ def fit_power(x, t):
 
 
 def scaling_fits(records):
-    """Exponents of every grid op: ``{("nnz", op, d): PowerFit, ("d", op, (n, k)): PowerFit}``.
+    """Exponents of every grid op.
 
-    The nnz fit at fixed d pools every (n, nnz/row) measured with that d; the d fit
-    uses the points sharing (n, nnz/row). Sets with fewer than two distinct x are skipped.
+    ``{("nnz", op, d): PowerFit}`` pools every (n, nnz/row) measured with that d;
+    ``("nnz_n", op, (d, k))`` is the n sweep at fixed d and nnz/row k (nnz grows with n
+    only, so O(n) work scales with it too); ``("d", op, (n, k))`` uses the points
+    sharing (n, nnz/row). Sets with fewer than two distinct x are skipped.
     """
-    by_d, by_nk = defaultdict(list), defaultdict(list)
+    by_d, by_dk, by_nk = defaultdict(list), defaultdict(list), defaultdict(list)
     for r in records:
         if r.suite in GRID_SUITES and r.size is not None and r.median > 0:
             n, k, d = r.size
             by_d[(r.op, d)].append((r.nnz, r.median))
+            by_dk[(r.op, (d, k))].append((r.nnz, r.median))
             by_nk[(r.op, (n, k))].append((d, r.median))
     fits = {}
-    for kind, groups in (("nnz", by_d), ("d", by_nk)):
+    for kind, groups in (("nnz", by_d), ("nnz_n", by_dk), ("d", by_nk)):
         for (op, key), pts in groups.items():
             xs = [p[0] for p in pts]
             if len(set(xs)) >= 2:
@@ -255,11 +258,16 @@ def size_tables(records):
 def exponent_table(fits):
     """Markdown: the fitted exponents with their ranges."""
     rows = []
-    for (kind, op, key), f in sorted(fits.items(), key=lambda kv: (kv[0][0] != "nnz", kv[0][1],
+    for (kind, op, key), f in sorted(fits.items(), key=lambda kv: (kv[0][0] == "d", kv[0][1],
                                                                     str(kv[0][2]))):
-        fixed = f"d={key}" if kind == "nnz" else f"n={key[0]:,} nnz/row={key[1]}"
+        if kind == "d":
+            fixed = f"n={key[0]:,} nnz/row={key[1]}"
+        elif kind == "nnz_n":  # the n sweep at fixed d and nnz/row
+            fixed = f"d={key[0]} nnz/row={key[1]}"
+        else:
+            fixed = f"d={key} (all nnz/row)"
         err = "" if math.isnan(f.stderr) else f" ± {f.stderr:.2f}"
-        rows.append([op, f"time ∝ {kind}^a", fixed, f"{f.exponent:.3f}{err}",
+        rows.append([op, f"time ∝ {kind[:3]}^a", fixed, f"{f.exponent:.3f}{err}",
                      f"{f.local_range[0]:.2f} … {f.local_range[1]:.2f}",
                      f"{f.x_range[0]:,.0f} … {f.x_range[1]:,.0f}", f.points])
     if not rows:
@@ -493,8 +501,8 @@ def build_report(records, machine=None, plots=None, stat="median"):
             "`A @ x` plus one d x d Cholesky; `× memcopy`: of a numpy copy of A's bytes.", "",
             size_tables(records) or "_No floor/kernel/Newton-step runs._", ""]
     out += ["## Fitted scaling exponents", "",
-            "Least squares of log time on log nnz (fixed d; n and nnz/row vary) or log d "
-            "(fixed n and nnz/row); `± ` the standard error, `local slopes` the smallest and "
+            "Least squares of log time on log nnz (fixed d: over all nnz/row, and over n "
+            "at each nnz/row) or log d (fixed n and nnz/row); `± ` the standard error, `local slopes` the smallest and "
             "largest slope between consecutive sizes.", "", exponent_table(fits), ""]
     out += ["## Newton-step phases", "", phase_table(records), ""]
     out += ["## End to end", "",

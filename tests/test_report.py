@@ -92,6 +92,10 @@ def test_scaling_fits_from_json(tmp_path):
     assert nnz_fit.exponent == pytest.approx(0.97, abs=1e-10)
     # d = 300 was measured at (n, nnz/row) = (1e5, 20), (3e5, 20), (1e6, 20), (3e5, 5)
     assert nnz_fit.points == 4 and nnz_fit.x_range == (1.5e6, 2e7)
+    sweep = fits[("nnz_n", "newton_sketch", (300, 20))]  # the n sweep at 20 nnz/row only
+    assert sweep.exponent == pytest.approx(0.97, abs=1e-10)
+    assert sweep.points == 3 and sweep.x_range == (2e6, 2e7)
+    assert ("nnz_n", "newton_sketch", (300, 5)) not in fits  # one n at 5 nnz/row
     assert fits[("d", "cholesky", (300_000, 20))].exponent == pytest.approx(2.8, abs=1e-10)
     assert fits[("d", "scipy_matvec", (300_000, 20))].exponent == pytest.approx(0.0, abs=1e-10)
     # a single d at (1e5, 20): no d fit there
@@ -222,7 +226,7 @@ def test_report_without_matplotlib_has_tables_and_a_note(tmp_path, monkeypatch):
     report.write_report(_write(tmp_path, _synthetic()), out)
     text = (out / "report.md").read_text()
     assert "matplotlib is not installed" in text
-    assert "| newton_sketch | time ∝ nnz^a | d=300 | 1.000" in text
+    assert "| newton_sketch | time ∝ nnz^a | d=300 (all nnz/row) | 1.000" in text
     assert not list(out.glob("*.png"))
 
 

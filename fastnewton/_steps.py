@@ -141,7 +141,7 @@ class SampleStep(_FactoredStep):
     def direction(self, parts, g, timings, shift=0.0):
         if self._model[0] is not parts:  # a new point: a new sample
             t0 = time.perf_counter()
-            beta_plus = np.maximum(parts.beta, 0.0)  # psd_split()[0]
+            beta_plus = parts.beta_plus()
             S = leverage_sampler(self.problem.design, self.sketch_size, row_weights=beta_plus,
                                  seed=self.rng, ridge=self.problem.lam)
             self._model = (parts, sketched_gram(self.problem.design, parts, S,

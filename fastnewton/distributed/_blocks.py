@@ -196,7 +196,7 @@ def block_derivatives(block, x, stats, model):
 
             out["H"] = gram(design, DiagLowRank(parts.beta))
         else:
-            beta_plus = np.maximum(parts.beta, 0.0)  # psd_split()[0]
+            beta_plus = parts.beta_plus()
             out["SA"] = block.partial_sketch(model[1], beta_plus)
         if parts.U is not None:
             out["AU"] = design.rmatmat(parts.U)

@@ -127,7 +127,7 @@ def sketched_gram(A, parts, sketch, ridge=0.0, out=None):
     design = as_design(A)
     _check_parts(design, parts)
     check_scalar(ridge, "ridge")
-    beta_plus = np.maximum(parts.beta, 0.0)  # psd_split()[0]
+    beta_plus = parts.beta_plus()
     SA = sketch.apply(design, row_weights=beta_plus, out=out)
     G = tall_gram(SA)
     return _add_low_rank_and_ridge(G, design, parts, ridge)

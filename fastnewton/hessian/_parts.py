@@ -91,7 +91,11 @@ class DiagLowRank:
         ``diag(beta_plus)`` is the part a sketch can square-root; the rest is handled
         exactly or dropped (see :func:`fastnewton.hessian.sketched_gram`).
         """
-        return np.maximum(self.beta, 0.0), np.maximum(-self.beta, 0.0)
+        return self.beta_plus(), np.maximum(-self.beta, 0.0)
+
+    def beta_plus(self):
+        """``max(beta, 0)``: the first half of :meth:`psd_split` (one pass, for sketches)."""
+        return np.maximum(self.beta, 0.0)
 
     def to_dense(self):
         """The n x n matrix (for tests on small n)."""

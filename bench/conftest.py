@@ -309,9 +309,9 @@ class NewtonStep:
     """One Newton step of ``fn.minimize``'s loop at a fixed point, for timing.
 
     As in the driver, z = A x is carried from step to step (updated as z + t A p by the
-    line search), so a step is: gradient (loss and A^T g at z), Hessian parts, the
-    method's direction (sketch / assemble / factor / solve) and one line-search trial
-    (A p, loss). The step model is built once (a fixed sketch and its layout of A are
+    line search), so a step is: gradient (loss and A^T g at z; the ``sketch`` method
+    sketches the Hessian in the same pass over A), Hessian parts, the method's direction
+    (sketch / assemble / factor / solve) and one line-search trial (A p, loss). The step model is built once (a fixed sketch and its layout of A are
     one-off work, amortized over the steps of a solve); ``phases`` accumulates seconds
     per phase over the calls.
     """
@@ -331,13 +331,14 @@ class NewtonStep:
         self.calls = 0
 
     def __call__(self):
+        from fastnewton.newton import _evaluate
+
         prob, design, ph = self.problem, self.problem.design, self.phases
         z = self.z
-        t0 = time.perf_counter()
-        f, gz = prob.loss_grad_z(z)
-        g = design.rmatvec(gz) + prob.lam * self.x
-        ph["gradient"] += time.perf_counter() - t0
-        parts = prob.parts_z(z)
+        # as the driver: the step model may sketch the Hessian in the gradient's pass
+        f, g, parts = _evaluate(prob, self.stepper, self.x, z, ph)
+        if parts is None:
+            parts = prob.parts_z(z)
         direc = self.stepper.direction(parts, g, ph)
         t0 = time.perf_counter()
         Ap = design.matvec(direc.p)

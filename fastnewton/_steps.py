@@ -7,7 +7,10 @@ It adds the seconds it spends to the phases of ``timings`` (``sketch``, ``assemb
 Step models with ``accepts_shift = True`` also take ``direction(..., shift=mu)`` and
 then solve with the model Hessian plus ``mu * I`` (the gradient-regularized
 globalization of the driver needs this); repeated calls with the same ``parts``
-object reuse the assembled model.
+object reuse the assembled model. A step model may also define
+``objective_gradient(x, z, timings) -> (f, g, parts) or None``: the driver then
+evaluates the objective, the gradient and the Hessian parts at a new point through it,
+so the model can share the gradient's pass over A (``None``: evaluate as usual).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import numpy as np
 from ._validation import check_scalar
 from .exceptions import ValidationError
 from .hessian import HessianOperator, SketchPreconditioner, gram, sketched_gram
+from .hessian._gram import hessian_from_sketch
 from .linalg import pcg, shifted_cholesky
-from .sketch import RowSampler, leverage_sampler, make_sketch
+from .sketch import CountSketch, RowSampler, leverage_sampler, make_sketch
 
 __all__ = ["Direction", "STEP_MODELS", "default_sketch_size", "ExactStep", "SketchStep",
            "SampleStep", "PcgStep"]
@@ -102,13 +106,36 @@ class SketchStep(_FactoredStep):
         self.sketch_size = int(m)
         self.sketch = make_sketch(sketch, self.sketch_size, n, seed=rng)
         self._buf = np.empty((self.sketch_size, d))
-        self._model = (None, None)
+        self._model = (None, None)  # (parts, H); H None: self._buf holds parts' sketch
+        # A^T g and the sketch in one pass over A's bucket-grouped copy (CountSketch)
+        self._fused = (isinstance(self.sketch, CountSketch) and self.sketch.reorder
+                       and problem.design.sparse)
+
+    def objective_gradient(self, x, z, timings):
+        """``(f, g, parts)`` at (x, z), the sketch of parts' Hessian made in the pass over A
+        that computes g (None where the sketch cannot share it, or f overflows)."""
+        if not self._fused:
+            return None
+        prob = self.problem
+        f, gz, parts = prob.loss_grad_parts_z(z)
+        if parts is None:  # the loss overflows: the driver's usual path reports it
+            return None
+        t0 = time.perf_counter()
+        _, Atg = self.sketch.apply_and_rmatvec(prob.design, gz, row_weights=parts.beta_plus(),
+                                               out=self._buf)
+        self._model = (parts, None)
+        timings["sketch"] += time.perf_counter() - t0
+        return f + 0.5 * prob.lam * float(x @ x), Atg + prob.lam * x, parts
 
     def direction(self, parts, g, timings, shift=0.0):
-        if self._model[0] is not parts:
+        if self._model[0] is not parts or self._model[1] is None:
             t0 = time.perf_counter()
-            H = sketched_gram(self.problem.design, parts, self.sketch, ridge=self.problem.lam,
-                              out=self._buf)
+            if self._model[0] is parts:  # the sketch was made with the gradient
+                H = hessian_from_sketch(self._buf, self.problem.design, parts,
+                                        ridge=self.problem.lam)
+            else:
+                H = sketched_gram(self.problem.design, parts, self.sketch,
+                                  ridge=self.problem.lam, out=self._buf)
             self._model = (parts, H)
             timings["sketch"] += time.perf_counter() - t0
         p, shift = self._solve(self._model[1], g, timings, shift)

@@ -237,7 +237,7 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         if hasattr(problem, "check_point"):
             problem.check_point(z)
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
-            f, g = _objective_and_gradient(problem, x, z)
+            f, g, parts = _evaluate(problem, stepper, x, z, timings, t0)
         if not np.isfinite(f):
             raise ValidationError("the objective is not finite at x0 (f(A x0) overflows); "
                                   "choose a start with smaller |A x0|")
@@ -248,14 +248,17 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
                                      "inner_iters": [0], "sketch_size": [0], "shift": [0.0],
                                      "decrement": [np.nan], "time": [0.0]})
         if gradreg:
+            t1 = time.perf_counter()
             state.history["gamma"] = [_initial_gamma(problem, z, g, gnorm)]
+            timings["gradient"] += time.perf_counter() - t1
     else:
         state = check_resume(resume, method, design)
         x, z, f, g = state.x, state.z, state.f, state.g
+        parts = None
         gnorm = float(np.linalg.norm(g))
         if gradreg and not state.history.get("gamma"):
             state.history["gamma"] = [_initial_gamma(problem, z, g, gnorm)]
-    timings["gradient"] += time.perf_counter() - t0
+        timings["gradient"] += time.perf_counter() - t0
     nfev, g0norm, nit, hist = state.nfev, state.g0norm, state.nit, state.history
     t_offset = hist["time"][-1]
     prev_step = None if state.prev_s is None else (state.prev_s, state.prev_As)
@@ -270,7 +273,8 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         if status is not None:
             break
         # -- model, direction and globalization -------------------------------------------
-        parts = problem.parts_z(z)
+        if parts is None:
+            parts = problem.parts_z(z)
         try:
             if gradreg:
                 out = _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm,
@@ -296,12 +300,10 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
             hist["gamma"].append(gamma)
         prev_step = (x_new - x, axpby(1.0, z_new, -1.0, z))
         x, z = x_new, z_new
-        t0 = time.perf_counter()
         if g_new is None:
-            f, g = _objective_and_gradient(problem, x, z)
+            f, g, parts = _evaluate(problem, None if gradreg else stepper, x, z, timings)
         else:
-            f, g = f_new, g_new
-        timings["gradient"] += time.perf_counter() - t0
+            f, g, parts = f_new, g_new, None
         gnorm = float(np.linalg.norm(g))
         nit += 1
         elapsed = t_offset + time.perf_counter() - t_start
@@ -354,6 +356,23 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     return NewtonResult(x=x, fun=f, jac=g, grad_norm=gnorm, nit=nit, nfev=nfev + 1,
                         success=success, status=status, message=message, method=method,
                         history=history, timings=timings)
+
+
+def _evaluate(problem, stepper, x, z, timings, t0=None):
+    """``(f, g, parts or None)`` at (x, z): through the step model's
+    ``objective_gradient`` where it has one (it may sketch the Hessian in the gradient's
+    pass over A; that time goes to its phase), else f and g alone. Adds the rest of the
+    time since ``t0`` (default: now) to the gradient phase."""
+    t0 = time.perf_counter() if t0 is None else t0
+    other = sum(timings.values())
+    out = None
+    fused = getattr(stepper, "objective_gradient", None)
+    if fused is not None:
+        out = fused(x, z, timings)
+    if out is None:
+        out = _objective_and_gradient(problem, x, z) + (None,)
+    timings["gradient"] += time.perf_counter() - t0 - (sum(timings.values()) - other)
+    return out
 
 
 def _objective_and_gradient(problem, x, z):

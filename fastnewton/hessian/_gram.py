@@ -127,7 +127,11 @@ def sketched_gram(A, parts, sketch, ridge=0.0, out=None):
     design = as_design(A)
     _check_parts(design, parts)
     check_scalar(ridge, "ridge")
-    beta_plus = parts.beta_plus()
-    SA = sketch.apply(design, row_weights=beta_plus, out=out)
-    G = tall_gram(SA)
-    return _add_low_rank_and_ridge(G, design, parts, ridge)
+    SA = sketch.apply(design, row_weights=parts.beta_plus(), out=out)
+    return hessian_from_sketch(SA, design, parts, ridge)
+
+
+def hessian_from_sketch(SA, design, parts, ridge=0.0):
+    """:func:`sketched_gram` from its sketch ``SA`` = S D_+^{1/2} A, computed elsewhere
+    (e.g. by :meth:`~fastnewton.sketch.CountSketch.apply_and_rmatvec`)."""
+    return _add_low_rank_and_ridge(tall_gram(SA), design, parts, ridge)

@@ -165,6 +165,13 @@ class Problem:
             val = np.inf
         return val, g
 
+    def loss_grad_parts_z(self, z):
+        """``(loss_z(z), gradient in z, parts_z(z))``; the parts are None where the loss is
+        not finite. Families with fused kernels compute the three in one pass, with the
+        same bits as the separate calls."""
+        val, g = self.loss_grad_z(z)
+        return val, g, (self.parts_z(z) if np.isfinite(val) else None)
+
     def parts_z(self, z):
         """Hessian in z of ``loss_z`` as a :class:`~fastnewton.hessian.DiagLowRank`."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -29,13 +29,15 @@ def _f_df(kind, zi):
 
 
 @njit(cache=True, parallel=True)
-def exp_family_loss_grad(z, b, w2, kind, buf, grad):
+def exp_family_loss_grad(z, b, w2, kind, buf, grad, beta):
     """Return ½‖f(z) − b‖² + ½ Σ w2 z²; also ``grad = f'(z)(f(z) − b) + w2 z`` unless
-    ``grad`` is empty (loss only). ``buf`` holds one partial sum per fixed row block."""
+    ``grad`` is empty (loss only), and ``beta`` as :func:`exp_family_beta` (same bits)
+    unless ``beta`` is empty. ``buf`` holds one partial sum per fixed row block."""
     n = z.shape[0]
     nb = buf.shape[0]
     step = (n + nb - 1) // nb
     want_grad = grad.shape[0] > 0
+    want_beta = beta.shape[0] > 0
     for blk in prange(nb):
         acc = 0.0
         for i in range(blk * step, min(n, (blk + 1) * step)):
@@ -45,6 +47,8 @@ def exp_family_loss_grad(z, b, w2, kind, buf, grad):
             acc += r * r + w2[i] * zi * zi
             if want_grad:
                 grad[i] = df * r + w2[i] * zi
+            if want_beta:
+                beta[i] = df * df + f * (f - b[i]) + w2[i]
         buf[blk] = acc
     total = 0.0
     for blk in range(nb):

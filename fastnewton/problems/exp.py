@@ -16,6 +16,7 @@ from ._base import Problem
 
 __all__ = ["ExpRegression", "convexity_bound"]
 
+_EMPTY = np.empty(0)
 _KIND = {"exp": 0, "cosh": 1, "sinh": 2}
 
 # f and f' for each choice of f; f'' == f for all three.
@@ -122,13 +123,20 @@ class ExpRegression(Problem):
         return z, self.b, w2, _KIND[self.f], np.empty(n_row_blocks(self.n))
 
     def loss_z(self, z):
-        val = _kernels.exp_family_loss_grad(*self._fused_args(z), np.empty(0))
+        val = _kernels.exp_family_loss_grad(*self._fused_args(z), _EMPTY, _EMPTY)
         return val if np.isfinite(val) else np.inf
 
     def loss_grad_z(self, z):
         grad = np.empty(self.n)
-        val = _kernels.exp_family_loss_grad(*self._fused_args(z), grad)
+        val = _kernels.exp_family_loss_grad(*self._fused_args(z), grad, _EMPTY)
         return (val if np.isfinite(val) else np.inf), grad
+
+    def loss_grad_parts_z(self, z):
+        grad, beta = np.empty(self.n), np.empty(self.n)
+        val = _kernels.exp_family_loss_grad(*self._fused_args(z), grad, beta)
+        if not np.isfinite(val):
+            return np.inf, grad, None
+        return val, grad, DiagLowRank(beta)
 
     def parts_z(self, z):
         z, b, w2, kind, _ = self._fused_args(z)

@@ -6,11 +6,16 @@ import numpy as np
 
 from .._validation import check_rng
 from ..linalg._design import Design
+from ..linalg._kernels import sum_blocks
 from . import _kernels
-from ._base import RowSketch, group_entries
+from ._base import RowSketch, SketchInput, _output, group_entries
 from ._hashing import bucket_of, key_from_seed, row_hash, sign_of
 
 __all__ = ["CountSketch"]
+
+#: Fixed groups of consecutive buckets whose partial sums of A^T y are added in order
+#: (:meth:`CountSketch.apply_and_rmatvec`); enough parallel work for 64 threads.
+RMATVEC_GROUPS = 64
 
 
 class CountSketch(RowSketch):
@@ -82,6 +87,41 @@ class CountSketch(RowSketch):
             _kernels.countsketch_sorted_csr(indptr, indices, data, self._bucket_ptr, coef, out)
         else:
             super()._apply(inp, out)
+
+    def apply_and_rmatvec(self, design, y, row_weights=None, out=None):
+        r"""Return ``(S diag(sqrt(w)) A, A.T @ y)`` with both products in one pass over A.
+
+        For a sparse :class:`~fastnewton.linalg.Design` with ``reorder=True`` the
+        bucket-grouped copy of A is read once for both (a Newton step needs the
+        gradient :math:`A^T g` and the sketch of its Hessian at the same point); otherwise
+        the two products are computed one after the other. The sketch is bitwise equal to
+        :meth:`apply`'s; ``A.T @ y`` agrees with ``design.rmatvec(y)`` to rounding (its
+        rows are summed in bucket order) and is bitwise the same for any thread count.
+
+        Parameters
+        ----------
+        design : Design
+        y : ndarray (n,), float64
+        row_weights, out : as in :meth:`apply`
+        """
+        if not isinstance(design, Design):
+            raise TypeError(f"design must be a fastnewton Design, got {type(design).__name__}")
+        inp = SketchInput(design, self.n, row_weights)
+        y = design._vec(y, self.n, "y")
+        if not (design.sparse and self.reorder):
+            return self.apply(design, row_weights=row_weights, out=out), design.rmatvec(y)
+        out = _output(out, self.sketch_size, inp.d, False)
+        out[...] = 0.0
+        indptr, indices, data = self._reordered(design)
+        coef, y_sorted = np.empty(self.n), np.empty(self.n)
+        _kernels.sorted_coef_and_values(self._csr_cache[2], self._order, inp.sqrt_w, y, coef,
+                                        y_sorted)
+        gbuf = np.empty((min(self.sketch_size, RMATVEC_GROUPS), inp.d))
+        _kernels.countsketch_rmatvec_sorted_csr(indptr, indices, data, self._bucket_ptr, coef,
+                                                y_sorted, gbuf, out)
+        g = np.empty(inp.d)
+        sum_blocks(gbuf, g)
+        return out, g
 
     def _reordered(self, design):
         """A's rows grouped by bucket (built on first use for this design, then reused)."""

@@ -12,6 +12,8 @@ __all__ = [
     "row_sketch_csr",
     "row_sketch_dense",
     "countsketch_sorted_csr",
+    "countsketch_rmatvec_sorted_csr",
+    "sorted_coef_and_values",
     "dense_sketch_csr",
     "dense_sketch_dense",
     "fwht_inplace",
@@ -81,6 +83,54 @@ def countsketch_sorted_csr(indptr, indices, data, bucket_ptr, row_coef, out):
                 continue
             for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])):
                 orow[np.uint64(indices[k])] += c * data[k]
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def countsketch_rmatvec_sorted_csr(indptr, indices, data, bucket_ptr, row_coef, y_sorted,
+                                   gbuf, out):
+    """:func:`countsketch_sorted_csr` and ``A^T y`` in the same pass over A.
+
+    Same arithmetic for ``out`` (bitwise equal). ``y_sorted[i]`` is y of the reordered
+    row i; the buckets are split into ``gbuf.shape[0]`` fixed groups of consecutive
+    buckets, group q accumulating its rows' ``y_i a_i`` in ``gbuf[q]``; summing ``gbuf``
+    in group order (:func:`fastnewton.linalg._kernels.sum_blocks`) gives ``A^T y``,
+    bitwise the same for any thread count.
+    """
+    m = bucket_ptr.shape[0] - 1
+    ng, d = gbuf.shape
+    for q in prange(ng):
+        grow = gbuf[q]
+        for j in range(d):
+            grow[j] = 0.0
+        for b in range(q * m // ng, (q + 1) * m // ng):
+            orow = out[b]
+            for i in range(np.uint64(bucket_ptr[b]), np.uint64(bucket_ptr[b + 1])):
+                c = row_coef[i]
+                yi = y_sorted[i]
+                lo, hi = np.uint64(indptr[i]), np.uint64(indptr[i + np.uint64(1)])
+                if c != 0.0 and yi != 0.0:
+                    for k in range(lo, hi):
+                        col = np.uint64(indices[k])
+                        v = data[k]
+                        orow[col] += c * v
+                        grow[col] += v * yi
+                elif c != 0.0:
+                    for k in range(lo, hi):
+                        orow[np.uint64(indices[k])] += c * data[k]
+                elif yi != 0.0:
+                    for k in range(lo, hi):
+                        grow[np.uint64(indices[k])] += data[k] * yi
+
+
+@njit(cache=True, parallel=True)
+def sorted_coef_and_values(sign, order, sqrt_w, y, coef_out, y_out):
+    """:func:`sorted_row_coef` into ``coef_out`` and ``y_out[r] = y[order[r]]`` (one gather
+    pass for both)."""
+    weighted = sqrt_w.shape[0] > 0
+    for r in prange(order.shape[0]):
+        i = np.uint64(order[r])
+        coef_out[r] = sign[r] * sqrt_w[i] if weighted else sign[r]
+        y_out[r] = y[i]
 
 
 @njit(cache=True, parallel=True)

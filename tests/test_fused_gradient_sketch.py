@@ -77,6 +77,11 @@ def _problems(rng, n=3000, d=8):
     for f in ("exp", "cosh", "sinh"):
         yield f, fn.ExpRegression(A, 0.5 + rng.random(n), w=1.5, f=f, lam=1e-3)
     yield "softmax", fn.SoftmaxRegression(data.A, data.b, data.w)
+    yield "resnet", fn.ResNetSoftmaxRegression(data.A, data.b, w=0.4)
+    for f in ("exp", "cosh", "sinh"):
+        yield f"rescaled-{f}", fn.RescaledRegression(A, data.b, f=f, w=0.4, lam=1e-3)
+    H = rng.standard_normal((n, 2))  # no fused kernels: Problem's generic three calls
+    yield "two-layer", fn.TwoLayerRegression(A, H, np.array([0.3, -0.2]), w=0.4)
 
 
 def test_loss_grad_parts_z_is_the_three_calls_bitwise(rng):
@@ -90,7 +95,7 @@ def test_loss_grad_parts_z_is_the_three_calls_bitwise(rng):
         assert (parts.U is None) == (ref.U is None), name
         if ref.U is not None:
             assert np.array_equal(parts.U, ref.U) and np.array_equal(parts.C, ref.C), name
-        if name != "softmax":  # (softmax is shift invariant)
+        if name not in ("softmax", "resnet", "two-layer"):  # (no overflow there)
             f, _, parts = prob.loss_grad_parts_z(np.full(prob.n, 800.0))  # f(800) overflows
             assert f == np.inf and parts is None, name
 

@@ -151,24 +151,39 @@ def _row_terms(kind, zi, ei, bi, sc, k):
     return c, q, k[0], ei, ei
 
 
+@njit(cache=True, inline="always")
+def _parts_row(kind, bi, w2i, c, q, r, s, t):
+    """(beta_i, U_i0, U_i1) of :func:`shifted_parts` from the row terms."""
+    if kind == 0:
+        v = s * (2.0 * s - bi)
+        return v - r * s + w2i, s, v
+    return q * q + t * (c - r) + w2i, q, (q * (2.0 * s - bi) if kind == 1 else q * bi)
+
+
 @njit(cache=True, parallel=True)
-def shifted_loss_grad(kind, z, b, w2, e, scale, k, buf, grad):
+def shifted_loss_grad(kind, z, b, w2, e, scale, k, buf, grad, beta, U):
     """Return ½‖c‖² + ½ Σ w2 z² after :func:`shifted_partials`; also (unless ``grad`` is
-    empty) ``grad = q (c - r) + w2 z`` (softmax: s∘c − <s,c> s). ``grad`` may be ``e``."""
+    empty) ``grad = q (c - r) + w2 z`` (softmax: s∘c − <s,c> s), and (unless ``beta`` is
+    empty) ``beta`` and ``U`` as :func:`shifted_parts` (same bits). ``grad`` may be ``e``
+    when ``beta`` is empty."""
     n = z.shape[0]
     nb = buf.shape[0]
     step = (n + nb - 1) // nb
     want_grad = grad.shape[0] > 0
+    want_parts = beta.shape[0] > 0
     for blk in prange(nb):
         lo, hi = _block_range(blk, step, n)
         sc = scale[blk]
         acc = 0.0
         for i in range(lo, hi):
             zi = z[i]
-            c, q, r, s, t = _row_terms(kind, zi, e[i], b[i], sc, k)
+            bi = b[i]
+            c, q, r, s, t = _row_terms(kind, zi, e[i], bi, sc, k)
             acc += c * c + w2[i] * zi * zi
             if want_grad:
                 grad[i] = q * (c - r) + w2[i] * zi
+            if want_parts:
+                beta[i], U[i, 0], U[i, 1] = _parts_row(kind, bi, w2[i], c, q, r, s, t)
         buf[blk] = acc
     total = 0.0
     for blk in range(nb):
@@ -192,12 +207,4 @@ def shifted_parts(kind, z, b, w2, e, scale, k, beta, U):
             zi = z[i]
             bi = b[i]
             c, q, r, s, t = _row_terms(kind, zi, e[i], bi, sc, k)
-            if kind == 0:
-                v = s * (2.0 * s - bi)
-                beta[i] = v - r * s + w2[i]
-                U[i, 0] = s
-                U[i, 1] = v
-            else:
-                beta[i] = q * q + t * (c - r) + w2[i]
-                U[i, 0] = q
-                U[i, 1] = q * (2.0 * s - bi) if kind == 1 else q * bi
+            beta[i], U[i, 0], U[i, 1] = _parts_row(kind, bi, w2[i], c, q, r, s, t)

@@ -16,6 +16,8 @@ from . import _kernels
 
 __all__ = ["combine_shifted", "rows_index", "softmax_partial", "SoftmaxStats", "FusedShifted"]
 
+_EMPTY, _EMPTY_U = np.empty(0), np.empty((0, 2))
+
 
 def rows_index(rows, n):
     """The global row indices of ``rows`` (a slice or an integer array) as an array."""
@@ -116,10 +118,10 @@ def softmax_block(stats, z_blk, b_blk):
 class FusedShifted:
     """Mixin: the driver's z-space calls of a softmax-type family in fused numba passes.
 
-    The whole-z ``loss_z``, ``loss_grad_z`` and ``parts_z`` make two parallel passes over
-    z (:mod:`._kernels`): block statistics (max shift, shifted values kept in the output
-    array), combined in block order by the family's own ``combine_stats``, then loss,
-    gradient or Hessian parts; the w term is fused in. Fixed row blocks
+    The whole-z ``loss_z``, ``loss_grad_z``, ``parts_z`` and ``loss_grad_parts_z`` make
+    two parallel passes over z (:mod:`._kernels`): block statistics (max shift, shifted
+    values kept in the output array), combined in block order by the family's own
+    ``combine_stats``, then loss, gradient and/or Hessian parts; the w term is fused in. Fixed row blocks
     (``n_row_blocks(n)``) make the results bitwise identical for any thread count, and
     ``loss_z`` and ``loss_grad_z`` share one kernel, so their losses are bitwise equal.
     The block methods (distributed backend) keep the numpy formulas; both agree to
@@ -163,8 +165,22 @@ class FusedShifted:
             return np.inf, grad
         scale, k, _ = fixed
         val = _kernels.shifted_loss_grad(self._fused_kind, z, self.b, self._fused_w2, e, scale,
-                                         k, np.empty(scale.shape[0]), grad)
+                                         k, np.empty(scale.shape[0]), grad, _EMPTY, _EMPTY_U)
         return (val if np.isfinite(val) else np.inf), grad
+
+    def loss_grad_parts_z(self, z):
+        e, grad = np.empty(self.n), np.empty(self.n)
+        z, fixed = self._fused_pass(z, e)
+        if fixed is None:  # outside the domain: loss inf, no parts
+            grad[:] = np.nan
+            return np.inf, grad, None
+        scale, k, C = fixed
+        beta, U = e, np.empty((self.n, 2))  # beta overwrites e[i] after reading it
+        val = _kernels.shifted_loss_grad(self._fused_kind, z, self.b, self._fused_w2, e, scale,
+                                         k, np.empty(scale.shape[0]), grad, beta, U)
+        if not np.isfinite(val):
+            return np.inf, grad, None
+        return val, grad, DiagLowRank(beta, U, C)
 
     def parts_z(self, z):
         beta = np.empty(self.n)

@@ -82,9 +82,11 @@ def test_design_products_match_dense(rng, case):
     assert_close(t, Ad @ x)
     assert_close(out, Ad.T @ (beta * (Ad @ x)))
     P = rng.standard_normal((d, 3))
-    U = rng.standard_normal((n, 3))
     assert_close(design.matmat(P), Ad @ P)
-    assert_close(design.rmatmat(U), Ad.T @ U)
+    for k in (1, 2, 3, 4):  # pairs of columns in one pass, an odd one alone
+        U = rng.standard_normal((n, k))
+        assert_close(design.rmatmat(U), Ad.T @ U)
+        assert_close(design.rmatmat(np.asfortranarray(U)), Ad.T @ U)
 
 
 @pytest.fixture(params=["streaming", "csc"])
@@ -198,10 +200,13 @@ def _all_products(A, rng_seed):
         "normal": np.concatenate(design.normal_matvec(beta, x)),
         "weighted_gram": weighted_gram(design, beta),
         "gram_lowrank": gram(design, DiagLowRank(beta, U, np.eye(2)), ridge=0.1),
+        "rmatmat": design.rmatmat(np.column_stack([U, y])),
     }
     for reorder in (True, False):
         S = CountSketch(64, n, seed=5, reorder=reorder)
         out[f"countsketch_{reorder}"] = S.apply(design, row_weights=np.abs(beta))
+        out[f"countsketch_rmatvec_{reorder}"] = np.concatenate(
+            [a.ravel() for a in S.apply_and_rmatvec(design, y, row_weights=np.abs(beta))])
     return out
 
 

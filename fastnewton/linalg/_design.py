@@ -173,9 +173,17 @@ class Design:
             raise ValidationError(f"U must have shape ({self.n}, k), got {U.shape}")
         if not self.sparse:
             return self.A.T @ U
-        out = np.empty((self.d, U.shape[1]))
-        for j in range(U.shape[1]):
-            out[:, j] = self.rmatvec(np.ascontiguousarray(U[:, j]))
+        k = U.shape[1]
+        out = np.empty((self.d, k))
+        A = self.A
+        for j in range(0, k - 1, 2):  # columns in pairs: one pass over A per pair
+            pair = np.empty((self.d, 2))
+            Uj = np.ascontiguousarray(U[:, j:j + 2])
+            _kernels.csr_rmatvec2(A.indptr, A.indices, A.data, Uj,
+                                  np.empty((n_row_blocks(self.n), self.d, 2)), pair)
+            out[:, j:j + 2] = pair
+        if k % 2:
+            out[:, k - 1] = self.rmatvec(np.ascontiguousarray(U[:, k - 1]))
         return out
 
 

@@ -113,9 +113,12 @@ class CountSketch(RowSketch):
         out = _output(out, self.sketch_size, inp.d, False)
         out[...] = 0.0
         indptr, indices, data = self._reordered(design)
-        coef, y_sorted = np.empty(self.n), np.empty(self.n)
-        _kernels.sorted_coef_and_values(self._csr_cache[2], self._order, inp.sqrt_w, y, coef,
-                                        y_sorted)
+        coef = self._csr_cache[2]
+        if inp.sqrt_w.size:
+            coef = np.empty(self.n)
+            _kernels.sorted_row_coef(self._csr_cache[2], self._order, inp.sqrt_w, coef)
+        y_sorted = np.empty(self.n)
+        _kernels.gather(y, self._order, y_sorted)
         gbuf = np.empty((min(self.sketch_size, RMATVEC_GROUPS), inp.d))
         _kernels.countsketch_rmatvec_sorted_csr(indptr, indices, data, self._bucket_ptr, coef,
                                                 y_sorted, gbuf, out)

@@ -13,7 +13,7 @@ __all__ = [
     "row_sketch_dense",
     "countsketch_sorted_csr",
     "countsketch_rmatvec_sorted_csr",
-    "sorted_coef_and_values",
+    "gather",
     "dense_sketch_csr",
     "dense_sketch_dense",
     "fwht_inplace",
@@ -123,14 +123,15 @@ def countsketch_rmatvec_sorted_csr(indptr, indices, data, bucket_ptr, row_coef, 
 
 
 @njit(cache=True, parallel=True)
-def sorted_coef_and_values(sign, order, sqrt_w, y, coef_out, y_out):
-    """:func:`sorted_row_coef` into ``coef_out`` and ``y_out[r] = y[order[r]]`` (one gather
-    pass for both)."""
-    weighted = sqrt_w.shape[0] > 0
+def gather(y, order, out):
+    """``out[r] = y[order[r]]``.
+
+    Its own pass rather than fused with :func:`sorted_row_coef`: gathering from two
+    n-vectors in one loop measured 3x slower at n = 1e6 than two loops (16 MB of random
+    reads no longer fit the cache; 8 MB did).
+    """
     for r in prange(order.shape[0]):
-        i = np.uint64(order[r])
-        coef_out[r] = sign[r] * sqrt_w[i] if weighted else sign[r]
-        y_out[r] = y[i]
+        out[r] = y[np.uint64(order[r])]
 
 
 @njit(cache=True, parallel=True)

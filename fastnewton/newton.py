@@ -26,7 +26,7 @@ from scipy.optimize import OptimizeResult
 from ._validation import check_rng, check_scalar, check_x
 from ._state import NewtonState, check_resume
 from .exceptions import ConvergenceWarning, ValidationError
-from .linalg._design import axpby, fixed_dot
+from .linalg._design import axpby, curvature_sums
 from ._steps import STEP_MODELS, default_sketch_size
 from .problems import REQUIRED_METHODS
 
@@ -419,7 +419,7 @@ def _initial_gamma(problem, z, g, gnorm):
     if gnorm == 0.0:
         return 1.0
     Ag = problem.design.matvec(g)
-    curv = _curvature(problem.parts_z(z), problem.lam, Ag, g, Ag, g) / (gnorm * gnorm)
+    curv = _curvatures(problem.parts_z(z), problem.lam, g, Ag, g, Ag)[0] / (gnorm * gnorm)
     return gnorm / curv if np.isfinite(curv) and curv > 0 else 1.0
 
 
@@ -459,12 +459,18 @@ def _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm, gamma, dtol, max_t
     return 0.0, f, z, x, None, max_trials, direc, first_decrement, gamma
 
 
-def _curvature(parts, lam, Au, u, Av, v):
-    """u^T H v for the exact Hessian H = A^T B A + lam I, given A u and A v (O(n))."""
-    c = fixed_dot(parts.beta, Au, Av) + lam * float(u @ v)
+def _curvatures(parts, lam, u, Au, v, Av):
+    """``(u^T H u, u^T H v, v^T H v)`` for the exact Hessian H = A^T B A + lam I, given
+    A u and A v: one O(n) pass (:func:`~fastnewton.linalg._design.curvature_sums`)."""
+    suu, suv, svv, Uu, Uv = curvature_sums(parts.beta, Au, Av, parts.U)
+    cuu, cuv, cvv = (suu + lam * float(u @ u), suv + lam * float(u @ v),
+                     svv + lam * float(v @ v))
     if parts.U is not None:
-        c += float((parts.U.T @ Au) @ (parts.C @ (parts.U.T @ Av)))
-    return c
+        CUv = parts.C @ Uv
+        cuu += float(Uu @ (parts.C @ Uu))
+        cuv += float(Uu @ CUv)
+        cvv += float(Uv @ CUv)
+    return cuu, cuv, cvv
 
 
 def stop_status(gnorm, g0norm, tol, nit, maxiter):
@@ -510,12 +516,12 @@ def _subspace_step(parts, lam, g, p, Ap, gp, prev_step):
 
     Returns (direction, A direction, g.direction, initial step).
     """
-    cpp = _curvature(parts, lam, Ap, p, Ap, p)
     cps = css = gs = None
-    if prev_step is not None:
+    if prev_step is None:
+        cpp = _curvatures(parts, lam, p, Ap, p, Ap)[0]
+    else:
         s, As = prev_step
-        css = _curvature(parts, lam, As, s, As, s)
-        cps = _curvature(parts, lam, Ap, p, As, s)
+        cpp, cps, css = _curvatures(parts, lam, p, Ap, s, As)
         gs = float(g @ s)
     a, b, t_init = subspace_coefficients(cpp, cps, css, gp, gs)
     if b == 0.0:

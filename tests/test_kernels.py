@@ -267,3 +267,27 @@ def test_axpby_matches_numpy_rounding(rng):
         x, y = rng.standard_normal((2, n))
         for alpha, beta in ((1.0, 0.37), (-0.5, 2.25), (1.0, -1.0)):
             assert np.array_equal(axpby(alpha, x, beta, y), alpha * x + beta * y)
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_curvature_sums_match_numpy_and_ignore_threads(rng, k):
+    from fastnewton.linalg._design import curvature_sums
+
+    n = 3 * 4096 + 123
+    beta, a, b = rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal(n)
+    U = rng.standard_normal((n, k)) if k else None
+    with thread_limit(1):
+        one = curvature_sums(beta, a, b, U)
+    with thread_limit(2):
+        two = curvature_sums(beta, a, b, U)
+    for x, y in zip(one, two):
+        assert (x is None and y is None) or np.array_equal(x, y)
+    ref = (beta @ (a * a), beta @ (a * b), beta @ (b * b))
+    np.testing.assert_allclose(one[:3], ref, rtol=1e-11)
+    if k:
+        np.testing.assert_allclose(one[3], U.T @ a, rtol=1e-11, atol=1e-11 * n)
+        np.testing.assert_allclose(one[4], U.T @ b, rtol=1e-11, atol=1e-11 * n)
+    else:
+        assert one[3] is None and one[4] is None
+    with pytest.raises(ValueError, match="one length"):
+        curvature_sums(beta, a, b[:-1], U)

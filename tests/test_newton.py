@@ -255,3 +255,20 @@ def test_result_fields(acceptance):
         assert key in res.timings and res.timings[key] >= 0.0, key
     phases = sum(v for k, v in res.timings.items() if k != "total")
     assert phases <= res.timings["total"] * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("family", ["exp", "softmax"])
+def test_curvatures_match_the_dense_hessian(rng, family):
+    from fastnewton.newton import _curvatures
+
+    data = fn.datasets.make_regression(9000, 7, nnz_per_row=3, seed=rng, family=family)
+    prob = (fn.ExpRegression(data.A, data.b, data.w, lam=0.3) if family == "exp"
+            else fn.SoftmaxRegression(data.A, data.b, data.w, lam=0.3))
+    x = 0.1 * rng.standard_normal(7)
+    parts = prob.hessian_parts(x)
+    A = data.A.toarray()
+    B = np.diag(parts.beta) + (0 if parts.U is None else parts.U @ parts.C @ parts.U.T)
+    H = A.T @ B @ A + 0.3 * np.eye(7)
+    u, v = rng.standard_normal(7), rng.standard_normal(7)
+    got = _curvatures(parts, 0.3, u, A @ u, v, A @ v)
+    np.testing.assert_allclose(got, [u @ H @ u, u @ H @ v, v @ H @ v], rtol=1e-10)

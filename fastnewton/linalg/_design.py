@@ -53,6 +53,22 @@ def fixed_dot(a, b, c=None):
     return float(_kernels.dot_blocks(a, b, c, n_row_blocks(n)))
 
 
+def curvature_sums(beta, a, b, U=None):
+    """``(Σβa², Σβab, Σβb², U^T a, U^T b)`` of 1-D float64 arrays (and an (n, k) U) in
+    one parallel pass over fixed row blocks: the same bits whatever the thread count.
+    ``U^T a`` and ``U^T b`` are None without U."""
+    n = a.shape[0]
+    beta, a, b = (np.ascontiguousarray(v, dtype=np.float64) for v in (beta, a, b))
+    if beta.shape != (n,) or b.shape != (n,):
+        raise ValueError("curvature_sums needs 1-D arrays of one length")
+    k = 0 if U is None else U.shape[1]
+    U = np.empty((n, 0)) if U is None else np.ascontiguousarray(U, dtype=np.float64)
+    t = _kernels.curvature_blocks(beta, a, b, U, n_row_blocks(n))
+    if k == 0:
+        return t[0], t[1], t[2], None, None
+    return t[0], t[1], t[2], t[3:3 + k], t[3 + k:]
+
+
 def axpby(alpha, x, beta, y):
     """Return ``alpha * x + beta * y`` for 1-D float64 arrays (one parallel pass when long).
 

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["csr_matvec", "csr_rmatvec", "csr_rmatvec2", "csr_normal_matvec", "sum_blocks",
-           "dot_blocks", "axpby"]
+           "dot_blocks", "curvature_blocks", "axpby"]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -41,6 +41,44 @@ def axpby(alpha, x, beta, y, out):
     """out = alpha x + beta y (elementwise, no fused multiply-add: numpy's rounding)."""
     for i in prange(x.shape[0]):
         out[i] = alpha * x[i] + beta * y[i]
+
+
+@njit(cache=True, parallel=True)
+def curvature_blocks(beta, a, b, U, nb):
+    """One pass for the exact curvatures along two directions: returns
+    ``[Σβa², Σβab, Σβb², U^T a (k), U^T b (k)]`` (U (n, k), k may be 0), each summed over
+    ``nb`` fixed row blocks added in block order. Two columns take unrolled loops."""
+    n = a.shape[0]
+    k = U.shape[1]
+    step = (n + nb - 1) // nb
+    part = np.zeros((nb, 3 + 2 * k))
+    for blk in prange(nb):
+        acc = part[blk]
+        saa = sab = sbb = 0.0
+        u0a = u1a = u0b = u1b = 0.0
+        for i in range(blk * step, min(n, (blk + 1) * step)):
+            ai, bi = a[i], b[i]
+            wa, wb = beta[i] * ai, beta[i] * bi
+            saa += wa * ai
+            sab += wa * bi
+            sbb += wb * bi
+            if k == 2:
+                u0, u1 = U[i, 0], U[i, 1]
+                u0a += u0 * ai
+                u1a += u1 * ai
+                u0b += u0 * bi
+                u1b += u1 * bi
+            elif k > 0:
+                for j in range(k):
+                    acc[3 + j] += U[i, j] * ai
+                    acc[3 + k + j] += U[i, j] * bi
+        acc[0], acc[1], acc[2] = saa, sab, sbb
+        if k == 2:
+            acc[3], acc[4], acc[5], acc[6] = u0a, u1a, u0b, u1b
+    total = part[0].copy()
+    for blk in range(1, nb):
+        total += part[blk]
+    return total
 
 
 @njit(cache=True, parallel=True)

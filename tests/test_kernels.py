@@ -291,3 +291,18 @@ def test_curvature_sums_match_numpy_and_ignore_threads(rng, k):
         assert one[3] is None and one[4] is None
     with pytest.raises(ValueError, match="one length"):
         curvature_sums(beta, a, b[:-1], U)
+
+
+def test_row_sq_norms_of_A_M_match_dense(rng):
+    from fastnewton.sketch._leverage import _row_sq_norms
+
+    for k in (1, 7, 8, 23):
+        A, Ad = make_matrix(rng, 700, 11, "csr_array", np.int64, np.float32, density=0.3)
+        M = rng.standard_normal((11, k))
+        ref = np.sum((Ad @ M) ** 2, axis=1)
+        with thread_limit(1):
+            one = _row_sq_norms(Design(A), M)
+        with thread_limit(2):
+            two = _row_sq_norms(Design(A), M)
+        assert np.array_equal(one, two)
+        np.testing.assert_allclose(one, ref, rtol=1e-12, atol=1e-12 * ref.max())

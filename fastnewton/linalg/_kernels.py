@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["csr_matvec", "csr_rmatvec", "csr_rmatvec2", "csr_normal_matvec", "sum_blocks",
-           "dot_blocks", "curvature_blocks", "axpby"]
+           "dot_blocks", "curvature_blocks", "csr_row_sq_norms", "axpby"]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -23,6 +23,37 @@ def csr_matvec(indptr, indices, data, x, out):
         for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
             acc += data[k] * x[np.uint64(indices[k])]
         out[i] = acc
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def csr_row_sq_norms(indptr, indices, data, M, out):
+    """out[i] = ‖(A M)_i‖² for a dense (d, k) M, without forming A M: each row's k-vector
+    is accumulated in a per-block buffer (rows of a block in order, one thread each), its
+    squared norm summed with eight interleaved accumulators."""
+    n = indptr.shape[0] - 1
+    k = M.shape[1]
+    rows = 256
+    for blk in prange((n + rows - 1) // rows):
+        t = np.empty(k)
+        for i in range(blk * rows, min(n, (blk + 1) * rows)):
+            for j in range(k):
+                t[j] = 0.0
+            for kk in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+                v = data[kk]
+                mrow = M[np.uint64(indices[kk])]
+                for j in range(k):
+                    t[j] += v * mrow[j]
+            acc = np.zeros(8)
+            j = 0
+            while j + 8 <= k:
+                for q in range(8):
+                    acc[q] += t[j + q] * t[j + q]
+                j += 8
+            while j < k:
+                acc[0] += t[j] * t[j]
+                j += 1
+            out[i] = (((acc[0] + acc[1]) + (acc[2] + acc[3]))
+                      + ((acc[4] + acc[5]) + (acc[6] + acc[7])))
 
 
 @njit(cache=True)

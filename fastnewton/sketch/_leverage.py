@@ -7,6 +7,7 @@ import numpy as np
 from .._validation import check_rng, check_scalar, check_vector
 from ..exceptions import ValidationError
 from ..hessian._gram import weighted_gram
+from ..linalg import _kernels
 from ..linalg._design import as_design
 from ._base import RowSketch
 from ._sparse_sign import SparseSign
@@ -14,7 +15,7 @@ from ._sparse_sign import SparseSign
 __all__ = ["leverage_scores", "RowSampler", "leverage_sampler", "LEVERAGE_METHODS"]
 
 LEVERAGE_METHODS = ("sketch", "exact")
-#: Rows per block when row norms of A M are computed (bounds the n x k temporary).
+#: Rows per block when row norms of a dense A M are computed (bounds the n x k temporary).
 _NORM_BLOCK = 65536
 
 
@@ -28,8 +29,13 @@ def _check_weights(row_weights, n):
 
 
 def _row_sq_norms(design, M):
-    """Squared row norms of A M, by row blocks (never an n x k temporary)."""
+    """Squared row norms of A M (never an n x k temporary): a numba pass over sparse A,
+    BLAS by row blocks for dense A."""
     out = np.empty(design.n)
+    if design.sparse:
+        A = design.A
+        _kernels.csr_row_sq_norms(A.indptr, A.indices, A.data, np.ascontiguousarray(M), out)
+        return out
     for r0 in range(0, design.n, _NORM_BLOCK):
         r1 = min(design.n, r0 + _NORM_BLOCK)
         B = np.asarray(design.A[r0:r1] @ M)

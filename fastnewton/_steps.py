@@ -117,6 +117,8 @@ class SketchStep(_FactoredStep):
         if not self._fused:
             return None
         prob = self.problem
+        if not hasattr(prob, "loss_grad_parts_z"):  # a problem outside the Problem base
+            return None
         f, gz, parts = prob.loss_grad_parts_z(z)
         if parts is None:  # the loss overflows: the driver's usual path reports it
             return None

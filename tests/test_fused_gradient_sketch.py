@@ -128,3 +128,54 @@ def test_minimize_sketch_same_answer_with_and_without_the_fused_pass(rng, monkey
     np.testing.assert_allclose(fused.x, plain.x, rtol=1e-9, atol=1e-12)
     assert abs(fused.nit - plain.nit) <= 1
     assert fused.timings["sketch"] > 0 and fused.timings["gradient"] > 0
+
+
+def test_sketch_method_on_a_problem_without_the_fused_call(rng):
+    """A duck-typed problem with only the required z-space calls still solves (the
+    gradient and the sketch are then made in separate passes)."""
+    data = fn.datasets.make_regression(5000, 10, nnz_per_row=4, cond=30, seed=rng)
+    inner = fn.ExpRegression(data.A, data.b, data.w)
+
+    class Minimal:
+        design, lam, n, d = inner.design, inner.lam, inner.n, inner.d
+
+        def loss_z(self, z):
+            return inner.loss_z(z)
+
+        def loss_grad_z(self, z):
+            return inner.loss_grad_z(z)
+
+        def parts_z(self, z):
+            return inner.parts_z(z)
+
+    res = fn.minimize(Minimal(), method="sketch", tol=1e-10, seed=1)
+    ref = fn.minimize(inner, method="sketch", tol=1e-10, seed=1)
+    assert res.success and not hasattr(Minimal(), "loss_grad_parts_z")
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", ["softmax", "rescaled"])
+def test_sketch_resume_bitwise_with_a_low_rank_part(rng, family):
+    """A solve resumed from a saved state (whose first model is not made in the
+    gradient's pass) follows the uninterrupted one bit for bit."""
+    from fastnewton.newton import NewtonState
+
+    data = fn.datasets.make_regression(6000, 12, nnz_per_row=4, cond=100, seed=rng,
+                                       family="softmax")
+    prob = (fn.SoftmaxRegression(data.A, data.b, data.w) if family == "softmax"
+            else fn.RescaledRegression(data.A, data.b, f="exp", w=0.4, lam=1e-3))
+    full = fn.minimize(prob, method="sketch", tol=1e-10, seed=4)
+    saved = {}
+
+    def stop_at_3(inter):
+        if inter.nit == 3:
+            saved.update(inter.state.to_arrays())
+            return True
+        return False
+
+    fn.minimize(prob, method="sketch", tol=1e-10, seed=4, callback=stop_at_3)
+    resumed = fn.minimize(prob, method="sketch", tol=1e-10, seed=4,
+                          resume=NewtonState.from_arrays(saved))
+    assert full.success and resumed.nit == full.nit
+    assert np.array_equal(resumed.x, full.x)
+    assert np.array_equal(resumed.history["fun"], full.history["fun"])

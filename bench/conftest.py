@@ -311,9 +311,9 @@ class NewtonStep:
     As in the driver, z = A x is carried from step to step (updated as z + t A p by the
     line search), so a step is: gradient (loss and A^T g at z; the ``sketch`` method
     sketches the Hessian in the same pass over A), Hessian parts, the method's direction
-    (sketch / assemble / factor / solve) and one line-search trial (A p, loss). The step model is built once (a fixed sketch and its layout of A are
-    one-off work, amortized over the steps of a solve); ``phases`` accumulates seconds
-    per phase over the calls.
+    (sketch / assemble / factor / solve) and one line-search trial (A p, loss). The step
+    model is built once (a fixed sketch and its layout of A are one-off work, amortized
+    over the steps of a solve); ``phases`` accumulates seconds per phase over the calls.
     """
 
     PHASES = ("gradient", "sketch", "assemble", "factor", "solve", "line_search")

@@ -35,6 +35,7 @@ def csr_row_sq_norms(indptr, indices, data, M, out):
     rows = 256
     for blk in prange((n + rows - 1) // rows):
         t = np.empty(k)
+        acc = np.empty(8)
         for i in range(blk * rows, min(n, (blk + 1) * rows)):
             for j in range(k):
                 t[j] = 0.0
@@ -43,7 +44,8 @@ def csr_row_sq_norms(indptr, indices, data, M, out):
                 mrow = M[np.uint64(indices[kk])]
                 for j in range(k):
                     t[j] += v * mrow[j]
-            acc = np.zeros(8)
+            for q in range(8):
+                acc[q] = 0.0
             j = 0
             while j + 8 <= k:
                 for q in range(8):

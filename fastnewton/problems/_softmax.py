@@ -121,11 +121,11 @@ class FusedShifted:
     The whole-z ``loss_z``, ``loss_grad_z``, ``parts_z`` and ``loss_grad_parts_z`` make
     two parallel passes over z (:mod:`._kernels`): block statistics (max shift, shifted
     values kept in the output array), combined in block order by the family's own
-    ``combine_stats``, then loss, gradient and/or Hessian parts; the w term is fused in. Fixed row blocks
-    (``n_row_blocks(n)``) make the results bitwise identical for any thread count, and
-    ``loss_z`` and ``loss_grad_z`` share one kernel, so their losses are bitwise equal.
-    The block methods (distributed backend) keep the numpy formulas; both agree to
-    rounding.
+    ``combine_stats``, then loss, gradient and/or Hessian parts; the w term is fused in.
+    Fixed row blocks (``n_row_blocks(n)``) make the results bitwise identical for any
+    thread count, and ``loss_z`` and ``loss_grad_z`` share one kernel, so their losses
+    are bitwise equal. The block methods (distributed backend) keep the numpy formulas;
+    both agree to rounding.
 
     A family sets ``_fused_kind`` (the kernel's family code) and implements
     ``_fused_constants(part) -> (scale, k, C)`` (see :mod:`._kernels`), or ``None`` when

@@ -20,10 +20,17 @@ def _csr(rng, n, d, density=0.05):
     return A
 
 
-@pytest.mark.parametrize("m", [1, 37, 400])
-def test_apply_and_rmatvec_matches_separate_products(rng, m):
+@pytest.mark.parametrize("m, dtype, index", [(1, np.float64, np.int32),
+                                             (37, np.float32, np.int64),
+                                             (400, np.float64, np.int64)])
+def test_apply_and_rmatvec_matches_separate_products(rng, m, dtype, index):
     n, d = 5000, 30
-    design = Design(_csr(rng, n, d))
+    A = _csr(rng, n, d).astype(dtype)
+    A.indices, A.indptr = A.indices.astype(index), A.indptr.astype(index)
+    A.data[A.indptr[3]:A.indptr[4]] = 0.0  # an empty row
+    A.eliminate_zeros()
+    design = Design(A)
+    assert design.A.data.dtype == dtype and design.A.indices.dtype == index
     y = rng.standard_normal(n)
     y[rng.random(n) < 0.2] = 0.0  # rows with y = 0 or w = 0 take the kernel's other branches
     w = rng.random(n)

@@ -104,14 +104,21 @@ def _resolve_method(method, problem, sketch_size):
     m = default_sketch_size(n, d) if sketch_size is None else sketch_size
     if m >= n:
         return "exact"
+    # Step costs in multiply-adds of a sparse pass over A (one BLAS flop of a syrk costs
+    # about 0.037 of one; calibrated on 2 cores, see docs/performance.md): an exact step
+    # scatters sum_i nnz_i^2 / 2 products into the Gram (dense A: a syrk) plus about 4
+    # passes over A; a sketched step about 6 passes (the fused gradient + sketch pass,
+    # A p and the O(n) work) plus the m d^2 Gram of the sketch. Exact steps converge
+    # quadratically (about 5 to tol 1e-8), sketched ones linearly (about 17 at m = 8d).
+    nnz = float(design.nnz)
     if design.sparse:
         row_nnz = np.diff(design.A.indptr).astype(np.float64)
-        cost_exact = 0.5 * float(row_nnz @ row_nnz)
+        gram_exact = 0.5 * float(row_nnz @ row_nnz)
     else:
-        cost_exact = 0.05 * n * d * d  # BLAS runs ~20x faster per flop than a sparse scatter
-    cost_sketch = design.nnz + 0.05 * m * d * d
-    # An exact step converges quadratically, so it may cost up to ~2 sketched steps.
-    return "exact" if cost_exact <= 2.0 * cost_sketch else "sketch"
+        gram_exact = 0.037 * n * d * d
+    cost_exact = gram_exact + 4.0 * nnz
+    cost_sketch = 6.0 * nnz + 0.037 * m * d * d
+    return "exact" if 5.0 * cost_exact <= 17.0 * cost_sketch else "sketch"
 
 
 def _check_problem(problem):
@@ -147,8 +154,9 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         exact Hessian-vector products, preconditioned by the factor of the sketched
         Hessian (reused across steps while CG stays fast), forcing terms
         ``min(0.5, ‖g‖/‖g0‖)``: quadratic convergence at a few passes over A per step
-        (see ``fastnewton._steps.PcgStep``). ``auto`` picks by an estimate of the
-        per-step cost.
+        (see ``fastnewton._steps.PcgStep``). ``auto`` picks ``exact`` or ``sketch`` by
+        an estimate of the time to converge (about 5 exact against 17 sketched steps,
+        each step's cost from A's row lengths, nnz(A) and the sketch's m d² Gram).
     sketch : str or sketch object
         Sketch kind for ``method="sketch"``: "countsketch", "sparse-sign", "srht",
         "gaussian" (``fastnewton.sketch.SKETCHES``) or a sketch instance.

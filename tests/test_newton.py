@@ -272,3 +272,17 @@ def test_curvatures_match_the_dense_hessian(rng, family):
     u, v = rng.standard_normal(7), rng.standard_normal(7)
     got = _curvatures(parts, 0.3, u, A @ u, v, A @ v)
     np.testing.assert_allclose(got, [u @ H @ u, u @ H @ v, v @ H @ v], rtol=1e-10)
+
+
+def test_auto_picks_exact_for_short_rows_and_sketch_for_long_rows(rng):
+    """The time-to-converge estimate (calibrated in docs/performance.md: exact was
+    fastest at 5 and 20 nonzeros per row, sketch at 100)."""
+    from fastnewton.newton import _resolve_method
+
+    for k, expect in ((5, "exact"), (20, "exact"), (100, "sketch")):
+        data = fn.datasets.make_regression(20000, 200, nnz_per_row=k, seed=rng)
+        prob = fn.ExpRegression(data.A, data.b, data.w)
+        assert _resolve_method("auto", prob, None) == expect, k
+    small = fn.datasets.make_regression(100, 20, seed=rng)
+    tiny = fn.ExpRegression(small.A, small.b, small.w)
+    assert _resolve_method("auto", tiny, None) == "exact"  # m = 8 d >= n

@@ -8,7 +8,7 @@ Step models with ``accepts_shift = True`` also take ``direction(..., shift=mu)``
 then solve with the model Hessian plus ``mu * I`` (the gradient-regularized
 globalization of the driver needs this); repeated calls with the same ``parts``
 object reuse the assembled model. A step model may also define
-``objective_gradient(x, z, timings) -> (f, g, parts) or None``: the driver then
+``objective_gradient(x, z, timings, pre=None) -> (f, g, parts) or None``: the driver then
 evaluates the objective, the gradient and the Hessian parts at a new point through it,
 so the model can share the gradient's pass over A (``None``: evaluate as usual).
 """
@@ -111,15 +111,16 @@ class SketchStep(_FactoredStep):
         self._fused = (isinstance(self.sketch, CountSketch) and self.sketch.reorder
                        and problem.design.sparse)
 
-    def objective_gradient(self, x, z, timings):
+    def objective_gradient(self, x, z, timings, pre=None):
         """``(f, g, parts)`` at (x, z), the sketch of parts' Hessian made in the pass over A
-        that computes g (None where the sketch cannot share it, or f overflows)."""
+        that computes g (None where the sketch cannot share it, or f overflows). ``pre``:
+        ``loss_grad_parts_z(z)`` when already computed."""
         if not self._fused:
             return None
         prob = self.problem
         if not hasattr(prob, "loss_grad_parts_z"):  # a problem outside the Problem base
             return None
-        f, gz, parts = prob.loss_grad_parts_z(z)
+        f, gz, parts = prob.loss_grad_parts_z(z) if pre is None else pre
         if parts is None:  # the loss overflows: the driver's usual path reports it
             return None
         t0 = time.perf_counter()

@@ -293,7 +293,7 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         except (FloatingPointError, np.linalg.LinAlgError):
             status = NON_FINITE
             break
-        step, f_new, z_new, x_new, g_new, trials, direc, decrement, gamma = out
+        step, f_new, z_new, x_new, g_new, trials, direc, decrement, gamma, pre = out
         nfev += trials
         if step is None:  # the Newton decrement fell below dtol: no step taken
             status = CONVERGED_DECREMENT
@@ -309,7 +309,7 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         prev_step = (x_new - x, axpby(1.0, z_new, -1.0, z))
         x, z = x_new, z_new
         if g_new is None:
-            f, g, parts = _evaluate(problem, None if gradreg else stepper, x, z, timings)
+            f, g, parts = _evaluate(problem, None if gradreg else stepper, x, z, timings, pre=pre)
         else:
             f, g, parts = f_new, g_new, None
         gnorm = float(np.linalg.norm(g))
@@ -366,17 +366,22 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
                         history=history, timings=timings)
 
 
-def _evaluate(problem, stepper, x, z, timings, t0=None):
+def _evaluate(problem, stepper, x, z, timings, t0=None, pre=None):
     """``(f, g, parts or None)`` at (x, z): through the step model's
     ``objective_gradient`` where it has one (it may sketch the Hessian in the gradient's
-    pass over A; that time goes to its phase), else f and g alone. Adds the rest of the
-    time since ``t0`` (default: now) to the gradient phase."""
+    pass over A; that time goes to its phase), else f and g alone. ``pre`` is
+    ``problem.loss_grad_parts_z(z)`` when the line search already computed it. Adds the
+    rest of the time since ``t0`` (default: now) to the gradient phase."""
     t0 = time.perf_counter() if t0 is None else t0
     other = sum(timings.values())
     out = None
     fused = getattr(stepper, "objective_gradient", None)
     if fused is not None:
-        out = fused(x, z, timings)
+        out = fused(x, z, timings, pre=pre)
+    if out is None and pre is not None:
+        loss, gz, parts = pre
+        out = (loss + 0.5 * problem.lam * float(x @ x),
+               problem.design.rmatvec(gz) + problem.lam * x, parts)
     if out is None:
         out = _objective_and_gradient(problem, x, z) + (None,)
     timings["gradient"] += time.perf_counter() - t0 - (sum(timings.values()) - other)
@@ -404,22 +409,25 @@ def _armijo_step(problem, stepper, parts, x, z, f, g, gnorm, prev_step, dtol, c1
                  max_backtracks, timings):
     """One step with Armijo backtracking along the step model's direction.
 
-    Returns ``(step, f, z, x, g or None, trials, direction, decrement, None)``; step is
-    None when the Newton decrement is below ``dtol`` (no step taken), 0.0 on failure.
+    Returns ``(step, f, z, x, g or None, trials, direction, decrement, None, pre)``;
+    step is None when the Newton decrement is below ``dtol`` (no step taken), 0.0 on
+    failure; ``pre`` is ``loss_grad_parts_z`` at the new z when the line search computed
+    it (its first trial, accepted), else None.
     """
     direc, p, gp = _direction(stepper, parts, g, gnorm, timings)
     decrement = -gp
     if dtol is not None and 0.5 * decrement <= dtol:
-        return None, f, z, x, None, 0, direc, decrement, None
+        return None, f, z, x, None, 0, direc, decrement, None, None
     t0 = time.perf_counter()
     Ap = problem.design.matvec(p)
     t_init = 1.0
     if direc.subspace:
         p, Ap, gp, t_init = _subspace_step(parts, problem.lam, g, p, Ap, gp, prev_step)
-    step, f_new, z_new, x_new, g_new, trials = _armijo(
-        problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init)
+    step, f_new, z_new, x_new, g_new, trials, pre = _armijo(
+        problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init,
+        first_full=getattr(problem, "fused_z", False))
     timings["line_search"] += time.perf_counter() - t0
-    return step, f_new, z_new, x_new, g_new, trials, direc, decrement, None
+    return step, f_new, z_new, x_new, g_new, trials, direc, decrement, None, pre
 
 
 def _initial_gamma(problem, z, g, gnorm):
@@ -449,7 +457,7 @@ def _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm, gamma, dtol, max_t
         if first_decrement is None:
             first_decrement = -gp
             if dtol is not None and 0.5 * first_decrement <= dtol:
-                return None, f, z, x, None, 0, direc, first_decrement, gamma
+                return None, f, z, x, None, 0, direc, first_decrement, gamma, None
         t0 = time.perf_counter()
         z_t = z + problem.design.matvec(p)
         x_t = x + p
@@ -462,9 +470,9 @@ def _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm, gamma, dtol, max_t
                   or abs(f_t - f) <= fscale and gt_norm < gnorm)
         timings["line_search"] += time.perf_counter() - t0
         if ok:
-            return 1.0, f_t, z_t, x_t, g_t, trial, direc, -gp, 2.0 * gamma
+            return 1.0, f_t, z_t, x_t, g_t, trial, direc, -gp, 2.0 * gamma, None
         gamma *= 0.5
-    return 0.0, f, z, x, None, max_trials, direc, first_decrement, gamma
+    return 0.0, f, z, x, None, max_trials, direc, first_decrement, gamma, None
 
 
 def _curvatures(parts, lam, u, Au, v, Av):
@@ -537,13 +545,17 @@ def _subspace_step(parts, lam, g, p, Ap, gp, prev_step):
     return a * p + b * s, axpby(a, Ap, b, As), a * gp + b * gs, t_init
 
 
-def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.0):
-    """Backtracking along p from step ``t_init``: returns (step, f, z, x, g or None, trials).
+def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.0,
+            first_full=False):
+    """Backtracking along p from step ``t_init``: returns
+    ``(step, f, z, x, g or None, trials, pre)``.
 
     A trial is accepted when ``f(x + t p) <= f + c1 t g.p``. Near the solution, where
     the decrease is below the objective's rounding error, a trial is also accepted
     when it decreases the gradient norm (its gradient is then returned). A step of 0
-    means failure.
+    means failure. With ``first_full`` the first trial (a Newton step, usually
+    accepted) evaluates ``loss_grad_parts_z`` instead of ``loss_z`` (the same loss bits,
+    in a fused pass); ``pre`` returns it when that trial is accepted.
     """
     lam = problem.lam
     t = t_init
@@ -551,18 +563,20 @@ def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.
     for trial in range(1, max_backtracks + 1):
         z_t = axpby(1.0, z, t, Ap)
         x_t = x + t * p
-        f_t = problem.loss_z(z_t) + 0.5 * lam * float(x_t @ x_t)
+        pre = problem.loss_grad_parts_z(z_t) if first_full and trial == 1 else None
+        loss_t = problem.loss_z(z_t) if pre is None else pre[0]
+        f_t = loss_t + 0.5 * lam * float(x_t @ x_t)
         if np.isfinite(f_t):
             if f_t <= f + c1 * t * gp:
-                return t, f_t, z_t, x_t, None, trial
+                return t, f_t, z_t, x_t, None, trial, pre
             if abs(f_t - f) <= fscale:
                 f2, g_t = _objective_and_gradient(problem, x_t, z_t)
                 if np.linalg.norm(g_t) < gnorm:
-                    return t, f2, z_t, x_t, g_t, trial
+                    return t, f2, z_t, x_t, g_t, trial, None
             # quadratic interpolation of f along p, kept within [0.1 t, 0.5 t]
             denom = 2.0 * (f_t - f - gp * t)
             t_new = -gp * t * t / denom if denom > 0 else 0.5 * t
             t = min(max(t_new, 0.1 * t), 0.5 * t)
         else:
             t *= 0.1  # overflow: shrink hard
-    return 0.0, f, z, x, None, max_backtracks
+    return 0.0, f, z, x, None, max_backtracks, None

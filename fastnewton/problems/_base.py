@@ -165,6 +165,10 @@ class Problem:
             val = np.inf
         return val, g
 
+    #: True where :meth:`loss_grad_parts_z` is one fused pass (costing about one
+    #: ``loss_z``): the line search then evaluates its first trial with it.
+    fused_z = False
+
     def loss_grad_parts_z(self, z):
         """``(loss_z(z), gradient in z, parts_z(z))``; the parts are None where the loss is
         not finite. Families with fused kernels compute the three in one pass, with the

@@ -133,6 +133,7 @@ class FusedShifted:
     """
 
     _fused_kind = -1
+    fused_z = True  # loss_grad_parts_z is one fused pass (see Problem.fused_z)
     _fused_w2 = None  # w**2, or zeros without w (set on first use)
     _fused_scratch = None  # loss_z's buffer for the shifted values (not thread safe)
 

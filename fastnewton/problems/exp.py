@@ -84,6 +84,8 @@ class ExpRegression(Problem):
     True
     """
 
+    fused_z = True  # loss_grad_parts_z is one fused pass (see Problem.fused_z)
+
     def __init__(self, A, b, w, f="exp", lam=0.0):
         if not isinstance(f, str) or f not in _FUNCS:
             raise ValueError(f"f must be one of {sorted(_FUNCS)}, got {f!r}")

@@ -107,9 +107,10 @@ class SketchStep(_FactoredStep):
         self.sketch = make_sketch(sketch, self.sketch_size, n, seed=rng)
         self._buf = np.empty((self.sketch_size, d))
         self._model = (None, None)  # (parts, H); H None: self._buf holds parts' sketch
-        # A^T g and the sketch in one pass over A's bucket-grouped copy (CountSketch)
+        # A^T g and the sketch in one pass over A's bucket-grouped copy (CountSketch;
+        # problems outside the Problem base may lack loss_grad_parts_z)
         self._fused = (isinstance(self.sketch, CountSketch) and self.sketch.reorder
-                       and problem.design.sparse)
+                       and problem.design.sparse and hasattr(problem, "loss_grad_parts_z"))
 
     def objective_gradient(self, x, z, timings, pre=None):
         """``(f, g, parts)`` at (x, z), the sketch of parts' Hessian made in the pass over A
@@ -118,8 +119,6 @@ class SketchStep(_FactoredStep):
         if not self._fused:
             return None
         prob = self.problem
-        if not hasattr(prob, "loss_grad_parts_z"):  # a problem outside the Problem base
-            return None
         f, gz, parts = prob.loss_grad_parts_z(z) if pre is None else pre
         if parts is None:  # the loss overflows: the driver's usual path reports it
             return None

@@ -76,15 +76,20 @@ class CountSketch(RowSketch):
         return group_entries(bucket_of(h, self.sketch_size), np.arange(n_rows), sign_of(h),
                              self.sketch_size)
 
+    def _sorted_coef(self, inp):
+        """Sign times sqrt(w) of each row of the bucket-grouped copy, in its order."""
+        coef = self._csr_cache[2]
+        if inp.sqrt_w.size:
+            coef = np.empty(self.n)
+            _kernels.sorted_row_coef(self._csr_cache[2], self._order, inp.sqrt_w, coef)
+        return coef
+
     def _apply(self, inp, out):
         design = inp.design
         if design.sparse and self.reorder and inp.from_design:
             indptr, indices, data = self._reordered(design)
-            coef = self._csr_cache[2]
-            if inp.sqrt_w.size:
-                coef = np.empty(self.n)
-                _kernels.sorted_row_coef(self._csr_cache[2], self._order, inp.sqrt_w, coef)
-            _kernels.countsketch_sorted_csr(indptr, indices, data, self._bucket_ptr, coef, out)
+            _kernels.countsketch_sorted_csr(indptr, indices, data, self._bucket_ptr,
+                                            self._sorted_coef(inp), out)
         else:
             super()._apply(inp, out)
 
@@ -106,17 +111,14 @@ class CountSketch(RowSketch):
         """
         if not isinstance(design, Design):
             raise TypeError(f"design must be a fastnewton Design, got {type(design).__name__}")
-        inp = SketchInput(design, self.n, row_weights)
         y = design._vec(y, self.n, "y")
         if not (design.sparse and self.reorder):
             return self.apply(design, row_weights=row_weights, out=out), design.rmatvec(y)
+        inp = SketchInput(design, self.n, row_weights)
         out = _output(out, self.sketch_size, inp.d, False)
         out[...] = 0.0
         indptr, indices, data = self._reordered(design)
-        coef = self._csr_cache[2]
-        if inp.sqrt_w.size:
-            coef = np.empty(self.n)
-            _kernels.sorted_row_coef(self._csr_cache[2], self._order, inp.sqrt_w, coef)
+        coef = self._sorted_coef(inp)
         y_sorted = np.empty(self.n)
         _kernels.gather(y, self._order, y_sorted)
         gbuf = np.empty((min(self.sketch_size, RMATVEC_GROUPS), inp.d))

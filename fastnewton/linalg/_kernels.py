@@ -11,7 +11,8 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["csr_matvec", "csr_rmatvec", "csr_rmatvec2", "csr_normal_matvec", "sum_blocks",
-           "dot_blocks", "curvature_blocks", "csr_row_sq_norms", "axpby"]
+           "dot_blocks", "curvature_blocks", "csr_row_sq_norms", "axpby",
+           "compressed_structure_blocks", "canonicalize_rows", "compact_rows"]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -206,3 +207,107 @@ def csr_normal_matvec(indptr, indices, data, beta, p, buf, out, t):
                 for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
                     row[np.uint64(indices[k])] += data[k] * s
     sum_blocks(buf, out)
+
+
+# -- structure checks and canonicalization (called by _validation after the indptr checks) --
+
+@njit(cache=True, parallel=True)
+def compressed_structure_blocks(indptr, indices, nb, out):
+    """One pass over the indices of a compressed (CSR/CSC) matrix in ``nb`` row blocks:
+    ``out[b] = (min index, max index, number of adjacent pairs within a row that do not
+    increase strictly)`` of block b (a row of zeros and min > max for an empty block).
+
+    Reads ``indices[indptr[0]:indptr[-1]]`` only: the caller has checked that ``indptr``
+    starts at 0, does not decrease and ends within ``indices``. A sorted row without
+    duplicates has no non-increasing pair, so the matrix is canonical iff the counts are 0.
+    """
+    n = indptr.shape[0] - 1
+    step = (n + nb - 1) // nb
+    for b in prange(nb):
+        lo = np.int64(np.iinfo(np.int64).max)
+        hi = np.int64(-1)
+        bad = np.int64(0)
+        for i in range(b * step, min(n, (b + 1) * step)):
+            start, end = np.int64(indptr[i]), np.int64(indptr[i + 1])
+            if end > start:
+                prev = np.int64(indices[start])
+                lo = min(lo, prev)
+                hi = max(hi, prev)
+                for k in range(start + 1, end):
+                    j = np.int64(indices[k])
+                    lo = min(lo, j)
+                    hi = max(hi, j)
+                    if j <= prev:
+                        bad += 1
+                    prev = j
+        out[b, 0] = lo
+        out[b, 1] = hi
+        out[b, 2] = bad
+
+
+@njit(cache=True, parallel=True)
+def canonicalize_rows(indptr, indices, data, out_indices, out_data, row_len):
+    """Sort each row's (index, value) pairs by index, stably, and sum duplicates in their
+    original order, as ``scipy.sparse`` ``sum_duplicates`` does (left to right, in the
+    values' dtype); explicit zeros are kept.
+
+    Row i is written to ``out_*[indptr[i]:indptr[i] + row_len[i]]`` (``row_len[i]`` the
+    number of distinct indices of the row); the rest of its range is left unspecified.
+    Rows are independent (disjoint outputs), so the result does not depend on the thread
+    count. Short rows are sorted by insertion, long rows by a stable merge sort.
+    """
+    n = indptr.shape[0] - 1
+    for i in prange(n):
+        start, end = np.int64(indptr[i]), np.int64(indptr[i + 1])
+        m = end - start
+        if m == 0:
+            row_len[i] = 0
+            continue
+        sorted_unique = True
+        for k in range(start + 1, end):
+            if indices[k] <= indices[k - 1]:
+                sorted_unique = False
+                break
+        if sorted_unique:
+            for k in range(start, end):
+                out_indices[k] = indices[k]
+                out_data[k] = data[k]
+            row_len[i] = m
+            continue
+        if m <= 32:
+            for k in range(start, end):  # stable insertion sort of the pairs
+                j, v = indices[k], data[k]
+                q = k
+                while q > start and out_indices[q - 1] > j:
+                    out_indices[q] = out_indices[q - 1]
+                    out_data[q] = out_data[q - 1]
+                    q -= 1
+                out_indices[q] = j
+                out_data[q] = v
+        else:
+            order = np.argsort(indices[start:end], kind="mergesort")
+            for q in range(m):
+                out_indices[start + q] = indices[start + order[q]]
+                out_data[start + q] = data[start + order[q]]
+        w = start
+        for k in range(start + 1, end):  # sum runs of equal indices, left to right
+            if out_indices[k] == out_indices[w]:
+                out_data[w] += out_data[k]
+            else:
+                w += 1
+                out_indices[w] = out_indices[k]
+                out_data[w] = out_data[k]
+        row_len[i] = w + 1 - start
+
+
+@njit(cache=True)
+def compact_rows(indptr, row_len, new_indptr, indices, data):
+    """Move row i from ``indptr[i]`` to ``new_indptr[i]`` (its first ``row_len[i]``
+    entries), in place, rows in increasing order (every row moves left or stays)."""
+    n = indptr.shape[0] - 1
+    for i in range(n):
+        src, dst = np.int64(indptr[i]), np.int64(new_indptr[i])
+        if src != dst:
+            for k in range(row_len[i]):
+                indices[dst + k] = indices[src + k]
+                data[dst + k] = data[src + k]

@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return est._validate_data(X, y, **kw)
 
 from .exceptions import ConvergenceWarning
+from .linalg import as_design
 from .newton import minimize
 from .problems import PROBLEMS
 from .problems.exp import _FUNCS, convexity_bound
@@ -45,6 +46,11 @@ from .problems.exp import _FUNCS, convexity_bound
 __all__ = ["ExpRegressor", "SoftmaxRegressor"]
 
 _ACCEPT_SPARSE = ("csr", "csc", "coo")
+
+
+def _not_matrix(X):
+    """``np.matrix`` as a plain array (scikit-learn refuses the subclass; it is valid data)."""
+    return np.asarray(X) if isinstance(X, np.matrix) else X
 
 
 class _NewtonRegressor(RegressorMixin, BaseEstimator):
@@ -62,7 +68,7 @@ class _NewtonRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Fit ``coef_`` by :func:`fastnewton.minimize` on ``(X, y)``; returns self."""
-        X, y = _validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE,
+        X, y = _validate_data(self, _not_matrix(X), y, accept_sparse=_ACCEPT_SPARSE,
                               dtype=[np.float64, np.float32], y_numeric=True)
         y = np.asarray(y, dtype=np.float64)
         problem = self._build_problem(X, y)
@@ -83,10 +89,13 @@ class _NewtonRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X):
         """Model prediction ``link(X @ coef_)``, shape (n_samples,)."""
         check_is_fitted(self)
-        X = _validate_data(self, X, accept_sparse=_ACCEPT_SPARSE,
+        X = _validate_data(self, _not_matrix(X), accept_sparse=_ACCEPT_SPARSE,
                            dtype=[np.float64, np.float32], reset=False)
+        # through the validated design (canonical CSR or C-ordered float64), as in fit:
+        # the same z = X coef whatever X's format or order
+        z = as_design(X, "X").matvec(self.coef_)
         with np.errstate(over="ignore"):
-            return self._link(np.asarray(X @ self.coef_, dtype=np.float64))
+            return self._link(z)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

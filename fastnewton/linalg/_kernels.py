@@ -254,50 +254,68 @@ def canonicalize_rows(indptr, indices, data, out_indices, out_data, row_len):
     Row i is written to ``out_*[indptr[i]:indptr[i] + row_len[i]]`` (``row_len[i]`` the
     number of distinct indices of the row); the rest of its range is left unspecified.
     Rows are independent (disjoint outputs), so the result does not depend on the thread
-    count. Short rows are sorted by insertion, long rows by a stable merge sort.
+    count. Sorted rows are copied, strictly decreasing rows (what scipy's sparse products
+    return) reversed; other rows are sorted as keys ``index * 2**32 + position`` (unique,
+    so any sort is stable): by rank (branch-free counting) up to 48 entries, by numpy's
+    sort above.
     """
     n = indptr.shape[0] - 1
-    for i in prange(n):
-        start, end = np.int64(indptr[i]), np.int64(indptr[i + 1])
-        m = end - start
-        if m == 0:
-            row_len[i] = 0
-            continue
-        sorted_unique = True
-        for k in range(start + 1, end):
-            if indices[k] <= indices[k - 1]:
-                sorted_unique = False
-                break
-        if sorted_unique:
-            for k in range(start, end):
-                out_indices[k] = indices[k]
-                out_data[k] = data[k]
-            row_len[i] = m
-            continue
-        if m <= 32:
-            for k in range(start, end):  # stable insertion sort of the pairs
-                j, v = indices[k], data[k]
-                q = k
-                while q > start and out_indices[q - 1] > j:
-                    out_indices[q] = out_indices[q - 1]
-                    out_data[q] = out_data[q - 1]
-                    q -= 1
-                out_indices[q] = j
-                out_data[q] = v
-        else:
-            order = np.argsort(indices[start:end], kind="mergesort")
-            for q in range(m):
-                out_indices[start + q] = indices[start + order[q]]
-                out_data[start + q] = data[start + order[q]]
-        w = start
-        for k in range(start + 1, end):  # sum runs of equal indices, left to right
-            if out_indices[k] == out_indices[w]:
-                out_data[w] += out_data[k]
+    nb = min(n, 4096)
+    step = (n + nb - 1) // nb
+    for b in prange(nb):
+        keys = np.empty(48, dtype=np.int64)
+        tmp = np.empty(48, dtype=np.int64)
+        for i in range(b * step, min(n, (b + 1) * step)):
+            start, end = np.int64(indptr[i]), np.int64(indptr[i + 1])
+            m = end - start
+            increasing = True
+            decreasing = True
+            for k in range(start + 1, end):
+                if indices[k] <= indices[k - 1]:
+                    increasing = False
+                if indices[k] >= indices[k - 1]:
+                    decreasing = False
+            if increasing:
+                for k in range(start, end):
+                    out_indices[k] = indices[k]
+                    out_data[k] = data[k]
+                row_len[i] = m
+                continue
+            if decreasing:
+                for k in range(m):
+                    out_indices[start + k] = indices[end - 1 - k]
+                    out_data[start + k] = data[end - 1 - k]
+                row_len[i] = m
+                continue
+            if m <= 48:
+                row_keys = keys[:m]
+                for q in range(m):
+                    tmp[q] = (np.int64(indices[start + q]) << 32) + q
+                for q in range(m):  # rank sort: branch-free counting, keys are unique
+                    key = tmp[q]
+                    r = 0
+                    for p in range(m):
+                        r += tmp[p] < key
+                    row_keys[r] = key
             else:
-                w += 1
-                out_indices[w] = out_indices[k]
-                out_data[w] = out_data[k]
-        row_len[i] = w + 1 - start
+                row_keys = np.empty(m, dtype=np.int64)
+                for q in range(m):
+                    row_keys[q] = (np.int64(indices[start + q]) << 32) + q
+                row_keys.sort()
+            w = start - 1
+            last = np.int64(-1)
+            for q in range(m):  # sum runs of equal indices, left to right
+                key = row_keys[q]
+                j = key >> 32
+                v = data[start + (key & 0xFFFFFFFF)]
+                if j == last:
+                    out_data[w] += v
+                else:
+                    w += 1
+                    last = j
+                    out_indices[w] = j
+                    out_data[w] = v
+            row_len[i] = w + 1 - start
 
 
 @njit(cache=True)

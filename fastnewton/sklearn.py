@@ -37,8 +37,8 @@ except ImportError:  # pragma: no cover - older scikit-learn
     def _validate_data(est, X="no_validation", y="no_validation", **kw):
         return est._validate_data(X, y, **kw)
 
+from ._validation import check_matrix
 from .exceptions import ConvergenceWarning
-from .linalg import as_design
 from .newton import minimize
 from .problems import PROBLEMS
 from .problems.exp import _FUNCS, convexity_bound
@@ -91,11 +91,11 @@ class _NewtonRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         X = _validate_data(self, _not_matrix(X), accept_sparse=_ACCEPT_SPARSE,
                            dtype=[np.float64, np.float32], reset=False)
-        # through the validated design (canonical CSR or C-ordered float64), as in fit:
-        # the same z = X coef whatever X's format or order
-        z = as_design(X, "X").matvec(self.coef_)
+        # on the canonical form (CSR with sorted, summed entries; C-ordered dense), so the
+        # prediction is the same whatever X's format, order or duplicate entries
+        X = check_matrix(X, "X")
         with np.errstate(over="ignore"):
-            return self._link(z)
+            return self._link(np.asarray(X @ self.coef_, dtype=np.float64))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -294,6 +294,31 @@ def test_canonical_form_is_scipys(zoo_case):
         np.testing.assert_array_equal(np.asarray(C, dtype=np.float64), ref)
 
 
+@pytest.mark.parametrize("n", [1, 5000, 40_000])
+def test_canonical_detection_over_many_chunks(rng, n):
+    """The parallel structure check splits the nonzeros and the rows into chunks: a
+    canonical CSR is recognised (and wrapped, not copied) at any size, and one unsorted
+    pair anywhere, also at a row or chunk boundary, is found."""
+    d, k = 50, 7
+    cols = np.sort(rng.choice(d, size=(n, k), replace=True), axis=1)
+    cols += np.arange(k)  # strictly increasing within each row
+    A = sp.csr_array((rng.standard_normal(n * k), cols.ravel(), np.arange(0, n * k + 1, k)),
+                     shape=(n, d + k))
+    C = check_matrix(A)
+    assert np.shares_memory(C.data, A.data) and np.shares_memory(C.indices, A.indices)
+    for pos in {1, k - 1, k, (n * k) // 2, n * k - 1} - {0}:
+        if pos >= n * k or pos % k == 0:  # a row start: the pair straddles two rows
+            continue
+        B = A.copy()
+        B.indices[pos], B.indices[pos - 1] = B.indices[pos - 1], B.indices[pos]
+        C = check_matrix(B)
+        assert not np.shares_memory(C.data, B.data)
+        R = B.copy()
+        R.sum_duplicates()
+        np.testing.assert_array_equal(C.indices, R.indices)
+        np.testing.assert_array_equal(C.data, R.data)
+
+
 def test_duplicates_summed_in_scipys_order(rng):
     """Three or more duplicates of one entry (order of summation matters for the bits) in
     rows longer than a few entries: the canonical data are scipy's ``sum_duplicates``'."""

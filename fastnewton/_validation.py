@@ -54,8 +54,9 @@ def check_matrix(A, name="A", *, accept_dense=True, copy=False):
     Returns
     -------
     scipy.sparse.csr_array or numpy.ndarray
-        Sparse input comes back as CSR with sorted, unique indices; dense input as a
-        C-contiguous 2-D array.
+        Sparse input comes back as CSR with sorted, unique indices (on the caller's
+        arrays when they already are; a copy otherwise); dense input as a C-contiguous
+        2-D array.
 
     Raises
     ------
@@ -63,8 +64,14 @@ def check_matrix(A, name="A", *, accept_dense=True, copy=False):
         Non-numeric or complex values, or an unsupported container.
     ValidationError
         Empty matrix, non-finite values, or a malformed CSR/CSC structure (indptr not
-        monotone or of the wrong length, indices out of range, unsorted or duplicate
-        indices within a row).
+        monotone or of the wrong length, indices out of range).
+
+    Notes
+    -----
+    Any valid scipy matrix is accepted: unsorted indices and duplicate entries (summed,
+    as scipy sums them) are canonicalized into a copy, never in the caller's arrays. A
+    CSR whose rows are already sorted and unique is wrapped without copying its arrays;
+    other formats are converted by scipy (one copy).
     """
     if sp.issparse(A):
         return _check_sparse(A, name, copy=copy)
@@ -95,87 +102,145 @@ def _check_nonempty(shape, name):
 
 def _check_sparse(A, name, copy=False):
     fmt = A.format
-    _value_dtype(A.dtype, name)  # type check before any conversion
+    dtype = _value_dtype(A.dtype, name)  # type check before any conversion
     _check_nonempty(A.shape, name)
     if fmt in ("csr", "csc"):
-        _check_compressed_structure(A, name)
+        indptr, indices, data = _compressed_arrays(A, name)
+        canonical = _check_compressed_structure(indptr, indices, data, A.shape, fmt, name)
         if fmt == "csc":
-            # Conversion is safe now that the structure is known to be valid.
-            A = A.tocsr()
+            # Safe now that the structure is known to be valid; scipy's conversion keeps
+            # duplicates (summed below) and sorts the indices of every row.
+            A = sp.csc_array((data, indices, indptr), shape=A.shape).tocsr()
+            indptr, indices, data = _compressed_arrays(A, name)
+            canonical = _check_compressed_structure(indptr, indices, data, A.shape, "csr", name)
             copy = False
-    elif fmt == "coo":
-        row, col = A.coords if hasattr(A, "coords") else (A.row, A.col)
-        if row.size and (row.min() < 0 or row.max() >= A.shape[0]):
-            raise ValidationError(f"{name} (COO) has row indices outside [0, {A.shape[0]})")
-        if col.size and (col.min() < 0 or col.max() >= A.shape[1]):
-            raise ValidationError(f"{name} (COO) has column indices outside [0, {A.shape[1]})")
-        A = A.tocsr()  # sums duplicate entries, the documented COO meaning
-        copy = False
     else:
+        if fmt == "coo":
+            row, col = A.coords if hasattr(A, "coords") else (A.row, A.col)
+            if row.size and (row.min() < 0 or row.max() >= A.shape[0]):
+                raise ValidationError(f"{name} (COO) has row indices outside [0, {A.shape[0]})")
+            if col.size and (col.min() < 0 or col.max() >= A.shape[1]):
+                raise ValidationError(f"{name} (COO) has column indices outside [0, {A.shape[1]})")
+        # scipy's own conversion (COO duplicates are summed, its documented meaning);
+        # the result is a fresh copy, canonicalized below if scipy left it unsorted.
         A = A.tocsr()
+        indptr, indices, data = _compressed_arrays(A, name)
+        canonical = _check_compressed_structure(indptr, indices, data, A.shape, "csr", name)
         copy = False
-    dtype = _value_dtype(A.dtype, name)
-    indptr, indices, data = A.indptr, A.indices, A.data
     if data.dtype != dtype:
         data = data.astype(dtype)
-    idx_dtype = np.int64 if indices.dtype == np.int64 or indptr.dtype == np.int64 else np.int32
-    indptr = np.ascontiguousarray(indptr, dtype=idx_dtype)
-    indices = np.ascontiguousarray(indices, dtype=idx_dtype)
-    data = np.ascontiguousarray(data)
-    if copy:
-        indptr, indices, data = indptr.copy(), indices.copy(), data.copy()
-    if not np.isfinite(data).all():
+        copy = False
+    if not _all_finite(data):
         raise ValidationError(f"{name} contains NaN or infinite values")
-    out = sp.csr_array((data, indices, indptr), shape=A.shape)
+    if not canonical:
+        indptr, indices, data = _canonicalize(indptr, indices, data)
+    elif copy:
+        indptr, indices, data = indptr.copy(), indices.copy(), data.copy()
+    return wrap_csr(data, indices, indptr, A.shape)
+
+
+def wrap_csr(data, indices, indptr, shape):
+    """A ``scipy.sparse.csr_array`` on the given canonical arrays, without copying them.
+
+    scipy's constructor may copy or downcast index arrays; the arrays here have been
+    validated already, so they are attached as they are and flagged canonical.
+    """
+    out = sp.csr_array(tuple(int(s) for s in shape), dtype=data.dtype)
+    out.data, out.indices, out.indptr = data, indices, indptr
     out.has_sorted_indices = True
     out.has_canonical_format = True
     return out
 
 
-def _check_compressed_structure(A, name):
-    """Check indptr/indices of a CSR or CSC matrix before anything reads through them."""
+def _compressed_arrays(A, name):
+    """``(indptr, indices, data)`` of a CSR/CSC matrix as contiguous 1-D arrays of one
+    integer dtype (int32, or int64 when either array is int64 or holds other integers).
+    No copy when they already are."""
     fmt = A.format.upper()
-    n_major, n_minor = (A.shape if A.format == "csr" else A.shape[::-1])
-    indptr, indices = np.asarray(A.indptr), np.asarray(A.indices)
-    for arr, what in ((indptr, "indptr"), (indices, "indices")):
-        if arr.dtype.kind not in "iu":
+    indptr, indices, data = np.asarray(A.indptr), np.asarray(A.indices), np.asarray(A.data)
+    for arr, what in ((indptr, "indptr"), (indices, "indices"), (data, "data")):
+        if what != "data" and arr.dtype.kind not in "iu":
             raise TypeError(f"{name}.{what} ({fmt}) must be integers, got dtype {arr.dtype}")
         if arr.ndim != 1:
-            raise ValidationError(f"{name}.{what} ({fmt}) must be 1-D")
+            raise ValidationError(f"{name}.{what} ({fmt}) must be 1-D, got shape {arr.shape}")
+    if indptr.dtype == np.int32 and indices.dtype == np.int32:
+        idx_dtype = np.int32
+    else:
+        idx_dtype = np.int64
+    return (np.ascontiguousarray(indptr, dtype=idx_dtype),
+            np.ascontiguousarray(indices, dtype=idx_dtype), np.ascontiguousarray(data))
+
+
+def _check_compressed_structure(indptr, indices, data, shape, fmt, name):
+    """Check indptr/indices of a CSR or CSC matrix before anything reads through them.
+
+    ``indptr`` first (length, start, monotone, end within ``indices`` and ``data``),
+    then, in one pass over the indices, their range and whether every row is sorted
+    without duplicates. Returns that last property (True: canonical); unsorted and
+    duplicate indices are valid (scipy sums duplicates) and are canonicalized later.
+    """
+    from .linalg import _kernels
+
+    fmt = fmt.upper()
+    n_major, n_minor = (shape if fmt == "CSR" else shape[::-1])
     if indptr.size != n_major + 1:
         raise ValidationError(
-            f"{name}.indptr ({fmt}) has {indptr.size} entries, expected {n_major + 1} for shape {A.shape}"
+            f"{name}.indptr ({fmt}) has {indptr.size} entries, expected {n_major + 1} for shape {shape}"
         )
     if indptr[0] != 0:
         raise ValidationError(f"{name}.indptr ({fmt}) must start at 0, got {indptr[0]}")
-    steps = np.diff(indptr)
-    if steps.size and steps.min() < 0:
+    if n_major and (indptr[1:] < indptr[:-1]).any():
         raise ValidationError(f"{name}.indptr ({fmt}) is not monotone non-decreasing")
     nnz = int(indptr[-1])
-    if nnz > indices.size or nnz > np.asarray(A.data).size:
+    if nnz > indices.size or nnz > data.size:
         raise ValidationError(
             f"{name}.indptr ({fmt}) ends at {nnz} but indices/data hold only "
-            f"{min(indices.size, np.asarray(A.data).size)} entries"
+            f"{min(indices.size, data.size)} entries"
         )
-    ind = indices[:nnz]
-    if nnz:
-        lo, hi = ind.min(), ind.max()
-        if lo < 0 or hi >= n_minor:
-            raise ValidationError(
-                f"{name}.indices ({fmt}) has entries outside [0, {n_minor}): min {lo}, max {hi}"
-            )
-        # Within each row, indices must increase strictly (sorted, no duplicates).
-        d = np.diff(ind.astype(np.int64))
-        row_start = np.zeros(nnz, dtype=bool)
-        row_start[indptr[:-1][steps > 0]] = True
-        bad = (d <= 0) & ~row_start[1:]
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0]) + 1
-            what = "duplicate" if d[k - 1] == 0 else "unsorted"
-            raise ValidationError(
-                f"{name}.indices ({fmt}) has {what} entries within a row/column (at position {k}); "
-                f"call {name}.sum_duplicates() (which also sorts) before passing it"
-            )
+    if nnz == 0:
+        return True
+    nb = int(min(1024, max(1, n_major // 1024)))
+    part = np.empty((nb, 3), dtype=np.int64)
+    _kernels.compressed_structure_blocks(indptr, indices, nb, part)
+    lo, hi = int(part[:, 0].min()), int(part[:, 1].max())
+    if lo < 0 or hi >= n_minor:
+        raise ValidationError(
+            f"{name}.indices ({fmt}) has entries outside [0, {n_minor}): min {lo}, max {hi}"
+        )
+    # chunk counts and row-boundary corrections fall in different chunks: sum them all
+    return int(part[:, 2].sum()) == 0
+
+
+def _all_finite(data):
+    """Whether every value is finite (in chunks: no temporary of A's size)."""
+    chunk = 1 << 20
+    for s in range(0, data.size, chunk):
+        if not np.isfinite(data[s:s + chunk]).all():
+            return False
+    return True
+
+
+def _canonicalize(indptr, indices, data):
+    """A canonical copy (rows sorted, duplicates summed as scipy sums them) of valid
+    CSR arrays; never writes into the arguments."""
+    from .linalg import _kernels
+
+    n = indptr.size - 1
+    nnz = int(indptr[-1])
+    new_indices = np.empty(nnz, dtype=indices.dtype)
+    new_data = np.empty(nnz, dtype=data.dtype)
+    row_len = np.empty(n, dtype=np.int64)
+    _kernels.canonicalize_rows(indptr, indices, data, new_indices, new_data, row_len)
+    new_indptr = np.empty(n + 1, dtype=indptr.dtype)
+    new_indptr[0] = 0
+    np.cumsum(row_len, out=new_indptr[1:])
+    new_nnz = int(new_indptr[-1])
+    if new_nnz < nnz:
+        _kernels.compact_rows(indptr, row_len, new_indptr, new_indices, new_data)
+        new_indices, new_data = new_indices[:new_nnz], new_data[:new_nnz]
+        if new_nnz < 0.9 * nnz:  # do not keep a much larger buffer alive
+            new_indices, new_data = new_indices.copy(), new_data.copy()
+    return new_indptr, new_indices, new_data
 
 
 def check_vector(v, n, name, *, allow_none=False):

@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
     def _validate_data(est, X="no_validation", y="no_validation", **kw):
         return est._validate_data(X, y, **kw)
 
+from ._validation import check_matrix
 from .exceptions import ConvergenceWarning
 from .newton import minimize
 from .problems import PROBLEMS
@@ -45,6 +46,11 @@ from .problems.exp import _FUNCS, convexity_bound
 __all__ = ["ExpRegressor", "SoftmaxRegressor"]
 
 _ACCEPT_SPARSE = ("csr", "csc", "coo")
+
+
+def _not_matrix(X):
+    """``np.matrix`` as a plain array (scikit-learn refuses the subclass; it is valid data)."""
+    return np.asarray(X) if isinstance(X, np.matrix) else X
 
 
 class _NewtonRegressor(RegressorMixin, BaseEstimator):
@@ -62,7 +68,7 @@ class _NewtonRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Fit ``coef_`` by :func:`fastnewton.minimize` on ``(X, y)``; returns self."""
-        X, y = _validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE,
+        X, y = _validate_data(self, _not_matrix(X), y, accept_sparse=_ACCEPT_SPARSE,
                               dtype=[np.float64, np.float32], y_numeric=True)
         y = np.asarray(y, dtype=np.float64)
         problem = self._build_problem(X, y)
@@ -83,8 +89,11 @@ class _NewtonRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X):
         """Model prediction ``link(X @ coef_)``, shape (n_samples,)."""
         check_is_fitted(self)
-        X = _validate_data(self, X, accept_sparse=_ACCEPT_SPARSE,
+        X = _validate_data(self, _not_matrix(X), accept_sparse=_ACCEPT_SPARSE,
                            dtype=[np.float64, np.float32], reset=False)
+        # on the canonical form (CSR with sorted, summed entries; C-ordered dense), so the
+        # prediction is the same whatever X's format, order or duplicate entries
+        X = check_matrix(X, "X")
         with np.errstate(over="ignore"):
             return self._link(np.asarray(X @ self.coef_, dtype=np.float64))
 

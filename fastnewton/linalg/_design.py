@@ -7,6 +7,10 @@ for passes over A, never for conversions.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -14,8 +18,9 @@ from .._validation import check_matrix
 from ..exceptions import ValidationError
 from . import _kernels
 
-__all__ = ["Design", "InterceptDesign", "as_design", "n_row_blocks", "fixed_dot", "axpby",
-           "ridge_value", "ridge_dot", "add_ridge", "check_ridge", "ridge_scalar"]
+__all__ = ["Design", "InterceptDesign", "as_design", "clear_design_cache", "n_row_blocks",
+           "fixed_dot", "axpby", "ridge_value", "ridge_dot", "add_ridge", "check_ridge",
+           "ridge_scalar"]
 
 #: Upper bound on the number of row blocks of a reduction (buffers are blocks x d).
 MAX_ROW_BLOCKS = 64
@@ -95,8 +100,10 @@ class Design:
     Notes
     -----
     Vectors in and out are float64 whatever A's dtype; kernels accumulate in float64.
-    The object keeps reusable buffers and is not safe to share between threads that
-    call it concurrently.
+    A canonical CSR (sorted, unique indices, int32/int64 indices, float32/float64
+    values) is wrapped without copying its arrays; anything else is converted once
+    into a canonical copy (see :func:`~fastnewton._validation.check_matrix`). Reduction
+    buffers are per thread, so one Design may be used from several threads.
     """
 
     #: True for a design with an implicit column of ones (:class:`InterceptDesign`).
@@ -112,7 +119,19 @@ class Design:
         self.shape = A.shape
         self.dtype = A.dtype
         self._csc = None
-        self._buf = None
+        self._local = threading.local()
+        #: True when :func:`as_design` made this Design for a scipy matrix and keeps it
+        self.cached = False
+
+    def __getstate__(self):  # picklable: the per-thread buffers are not state
+        state = self.__dict__.copy()
+        del state["_local"]
+        state["cached"] = False
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     @property
     def base(self):
@@ -130,9 +149,10 @@ class Design:
         return int(self.A.nnz) if self.sparse else self.n * self.d
 
     def _buffer(self):
-        if self._buf is None:
-            self._buf = np.empty((n_row_blocks(self.n), self.d))
-        return self._buf
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = np.empty((n_row_blocks(self.n), self.d))
+        return buf
 
     def csc_arrays(self):
         """(indptr, row indices, data) of A in CSC, built once and cached."""
@@ -217,9 +237,106 @@ class Design:
         return out
 
 
-def as_design(A, name="A"):
-    """Return ``A`` if it already is a :class:`Design`, else validate and wrap it."""
-    return A if isinstance(A, Design) else Design(A, name)
+#: Most scipy matrices whose Design :func:`as_design` keeps (least recently used dropped).
+DESIGN_CACHE_SIZE = 8
+_cache = OrderedDict()  # id(A) -> (weakref to A, fingerprint, Design)
+_cache_lock = threading.RLock()
+
+
+def _buffers(A):
+    """The arrays that hold a scipy matrix's values and structure, or None where its
+    format keeps them in Python containers (lil, dok) or it is not a scipy matrix."""
+    if not sp.issparse(A):
+        return None
+    fmt = A.format
+    if fmt in ("csr", "csc", "bsr"):
+        return A.data, A.indices, A.indptr
+    if fmt == "coo":
+        return (A.data, *(A.coords if hasattr(A, "coords") else (A.row, A.col)))
+    if fmt == "dia":
+        return A.data, A.offsets
+    return None
+
+
+def _fingerprint(A, arrays):
+    """What must not change for a cached Design to stand for A: type, shape, dtype and,
+    per buffer, its address, shape, strides and dtype (the buffers' identities are
+    checked through weak references)."""
+    parts = [type(A), tuple(A.shape), np.dtype(A.dtype).str]
+    for a in arrays:
+        if not isinstance(a, np.ndarray):
+            return None
+        parts.append((a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str))
+    return tuple(parts)
+
+
+def _drop_entry(key, ref):
+    entry = _cache.get(key)
+    if entry is not None and entry[0] is ref:
+        _cache.pop(key, None)
+
+
+def clear_design_cache():
+    """Forget every Design kept by :func:`as_design` (their copies of A are freed)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def as_design(A, name="A", *, cache=True):
+    """Return ``A`` if it already is a :class:`Design`, else validate and wrap it.
+
+    Parameters
+    ----------
+    A : Design, scipy.sparse matrix/array (any format) or 2-D array_like
+    name : str
+        The argument's name in error messages.
+    cache : bool
+        Reuse the Design of a scipy matrix seen before (default). Every public engine
+        call goes through here, so repeated calls with the same scipy object validate
+        and lay it out once: the Design (with its CSC copy, and the bucket-grouped
+        layout a :class:`~fastnewton.sketch.CountSketch` keeps for it) is found again.
+
+    Notes
+    -----
+    The cache holds a weak reference to the scipy object, never the object itself, and
+    at most :data:`DESIGN_CACHE_SIZE` entries: an entry goes when A is garbage
+    collected (with the canonical copy the Design may hold). A canonical CSR is not
+    copied at all (the Design wraps its arrays). An entry is reused only while A has the
+    same type, shape, dtype and the very same ``data``/``indices``/``indptr`` buffers
+    (``coords`` for COO, ``offsets`` for DIA); assigning new arrays, ``resize``,
+    ``sum_duplicates``, ``eliminate_zeros`` make a new Design. Changing values *inside*
+    the same buffers (``A.data *= 2``, ``A.indices[...] = ...``) is not detected: the
+    cached Design and its layouts then give stale results. After such a change call
+    :func:`clear_design_cache` or pass ``cache=False``. LIL and DOK matrices (Python
+    containers) and dense arrays are not cached: they are validated on every call
+    (dense: one pass; a C-ordered float64 array is used without a copy).
+    """
+    if isinstance(A, Design):
+        return A
+    arrays = _buffers(A) if cache else None
+    fp = None if arrays is None else _fingerprint(A, arrays)
+    if fp is None:
+        return Design(A, name)
+    key = id(A)
+    with _cache_lock:
+        entry = _cache.get(key)
+        if entry is not None and entry[0]() is A and entry[1] == fp \
+                and all(r() is a for r, a in zip(entry[3], arrays)):
+            _cache.move_to_end(key)
+            return entry[2]
+    design = Design(A, name)
+    try:
+        ref = weakref.ref(A, lambda r, key=key: _drop_entry(key, r))
+        refs = tuple(weakref.ref(a) for a in arrays)
+    except TypeError:  # pragma: no cover - an object that takes no weak references
+        return design
+    design.cached = True
+    with _cache_lock:
+        _cache[key] = (ref, fp, design, refs)
+        _cache.move_to_end(key)
+        while len(_cache) > DESIGN_CACHE_SIZE:
+            _cache.popitem(last=False)
+    return design
 
 
 class InterceptDesign(Design):
@@ -266,7 +383,8 @@ class InterceptDesign(Design):
         self.shape = (self.n, self.d)
         self.dtype = base.dtype
         self._csc = None
-        self._buf = None
+        self._local = threading.local()
+        self.cached = False
 
     @property
     def base(self):

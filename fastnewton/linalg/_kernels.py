@@ -12,7 +12,8 @@ from numba import njit, prange
 
 __all__ = ["csr_matvec", "csr_rmatvec", "csr_rmatvec2", "csr_normal_matvec", "sum_blocks",
            "dot_blocks", "curvature_blocks", "csr_row_sq_norms", "axpby",
-           "csr_normal_matvec_bias"]
+           "csr_normal_matvec_bias", "compressed_structure_blocks", "canonicalize_rows",
+           "compact_rows"]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -236,3 +237,157 @@ def csr_normal_matvec_bias(indptr, indices, data, beta, p, c, buf, sbuf, out, t)
                     row[np.uint64(indices[k])] += data[k] * s
         sbuf[b] = ssum
     sum_blocks(buf, out)
+
+
+# -- structure checks and canonicalization (called by _validation after the indptr checks) --
+
+@njit(cache=True)
+def _chunk_range_and_pairs(indices, k0, k1):
+    """(min, max, number of k in (k0, k1) with indices[k] <= indices[k - 1]) of a chunk;
+    serial loops the compiler vectorizes (inside a prange body they are not)."""
+    seg = indices[k0:k1]  # loops from 0: no negative-index checks, so they vectorize
+    lo = seg[0]
+    hi = seg[0]
+    for k in range(seg.shape[0]):
+        lo = min(lo, seg[k])
+        hi = max(hi, seg[k])
+    bad = np.int64(0)
+    for k in range(1, seg.shape[0]):
+        bad += seg[k] <= seg[k - 1]
+    if k0 > 0:
+        bad += indices[k0] <= indices[k0 - 1]
+    return np.int64(lo), np.int64(hi), bad
+
+
+@njit(cache=True, parallel=True)
+def compressed_structure_blocks(indptr, indices, nb, out):
+    """One pass over the indices of a compressed (CSR/CSC) matrix in ``nb`` fixed chunks
+    of its nonzeros: ``out[b] = (min index, max index, number of adjacent pairs within a
+    row that do not increase strictly)`` of chunk b (min > max for an empty chunk).
+
+    Reads ``indices[:indptr[-1]]`` only: the caller has checked that ``indptr`` starts at
+    0, does not decrease and ends within ``indices``. The pairs are counted over the flat
+    array (simple loops that vectorize), then the pairs that straddle a row boundary are
+    taken off. A matrix is canonical iff the counts are 0.
+    """
+    n = indptr.shape[0] - 1
+    nnz = np.int64(indptr[n])
+    step = (nnz + nb - 1) // nb
+    rstep = (n + nb - 1) // nb
+    for b in prange(nb):
+        k0, k1 = b * step, min(nnz, (b + 1) * step)
+        out[b, 0] = np.iinfo(np.int64).max
+        out[b, 1] = -1
+        out[b, 2] = 0
+        if k1 > k0:
+            lo, hi, bad = _chunk_range_and_pairs(indices, k0, k1)
+            out[b, 0] = lo
+            out[b, 1] = hi
+            out[b, 2] = bad
+        # row boundaries s = indptr[i] (each position once: where row i - 1 is not
+        # empty); branch-free, reads clamped into [0, nnz)
+        crossing = np.int64(0)
+        r0, r1 = max(1, b * rstep), min(n, (b + 1) * rstep)
+        if r1 > r0 and nnz > 1:
+            cur = indptr[r0:r1]
+            prev = indptr[r0 - 1:r1 - 1]
+            for q in range(cur.shape[0]):
+                s = np.int64(cur[q])
+                inside = (s > np.int64(prev[q])) & (s < nnz)
+                hi_k = min(s, nnz - 1)
+                lo_k = max(hi_k - 1, 0)
+                crossing += inside & (indices[hi_k] <= indices[lo_k])
+        out[b, 2] -= crossing
+
+
+@njit(cache=True, parallel=True)
+def canonicalize_rows(indptr, indices, data, out_indices, out_data, row_len):
+    """Sort each row's (index, value) pairs by index, stably, and sum duplicates in their
+    original order, as ``scipy.sparse`` ``sum_duplicates`` does (left to right, in the
+    values' dtype); explicit zeros are kept.
+
+    Row i is written to ``out_*[indptr[i]:indptr[i] + row_len[i]]`` (``row_len[i]`` the
+    number of distinct indices of the row); the rest of its range is left unspecified.
+    Rows are independent (disjoint outputs), so the result does not depend on the thread
+    count. Sorted rows are copied, strictly decreasing rows (what scipy's sparse products
+    return) reversed; other rows are sorted as keys ``index * 2**32 + position`` (unique,
+    so any sort is stable): by rank (branch-free counting) up to 48 entries, by numpy's
+    sort above.
+    """
+    n = indptr.shape[0] - 1
+    nb = min(n, 4096)
+    step = (n + nb - 1) // nb
+    one = np.uint64(1)
+    for b in prange(nb):
+        keys = np.empty(48, dtype=np.int64)
+        tmp = np.empty(48, dtype=np.int64)
+        for i in range(b * step, min(n, (b + 1) * step)):
+            # unsigned positions: no negative-index checks in the loops
+            start, end = np.uint64(indptr[i]), np.uint64(indptr[i + 1])
+            m = end - start
+            if m == 0:
+                row_len[i] = 0
+                continue
+            increasing = np.uint64(0)
+            decreasing = np.uint64(0)
+            for k in range(start + one, end):
+                increasing += np.uint64(indices[k] > indices[k - one])
+                decreasing += np.uint64(indices[k] < indices[k - one])
+            if increasing == m - one:
+                for k in range(start, end):
+                    out_indices[k] = indices[k]
+                    out_data[k] = data[k]
+                row_len[i] = m
+                continue
+            if decreasing == m - one:
+                for k in range(m):
+                    out_indices[start + k] = indices[end - one - k]
+                    out_data[start + k] = data[end - one - k]
+                row_len[i] = m
+                continue
+            if m <= np.uint64(keys.shape[0]):
+                row_keys = keys
+                mi = np.int64(m)
+                for q in range(mi):
+                    tmp[q] = (np.int64(indices[start + np.uint64(q)]) << 32) + q
+                for q in range(mi):  # rank sort: branch-free counting, keys are unique
+                    key = tmp[q]
+                    r = 0
+                    for p in range(mi):
+                        r += tmp[p] < key
+                    row_keys[r] = key
+            else:
+                row_keys = np.empty(m, dtype=np.int64)
+                for q in range(m):
+                    row_keys[q] = (np.int64(indices[start + q]) << 32) + np.int64(q)
+                row_keys.sort()
+            w = start
+            last = np.int64(-1)
+            first = True
+            for q in range(m):  # sum runs of equal indices, left to right
+                key = row_keys[q]
+                j = key >> 32
+                v = data[start + np.uint64(key & 0xFFFFFFFF)]
+                if j == last:
+                    out_data[w] += v
+                else:
+                    if not first:
+                        w += one
+                    first = False
+                    last = j
+                    out_indices[w] = j
+                    out_data[w] = v
+            row_len[i] = w + one - start
+
+
+@njit(cache=True)
+def compact_rows(indptr, row_len, new_indptr, indices, data):
+    """Move row i from ``indptr[i]`` to ``new_indptr[i]`` (its first ``row_len[i]``
+    entries), in place, rows in increasing order (every row moves left or stays)."""
+    n = indptr.shape[0] - 1
+    for i in range(n):
+        src, dst = np.int64(indptr[i]), np.int64(new_indptr[i])
+        if src != dst:
+            for k in range(row_len[i]):
+                indices[dst + k] = indices[src + k]
+                data[dst + k] = data[src + k]

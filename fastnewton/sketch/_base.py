@@ -14,7 +14,7 @@ import scipy.sparse.linalg as spla
 
 from .._validation import check_scalar, check_vector
 from ..exceptions import ValidationError
-from ..linalg._design import Design
+from ..linalg._design import Design, as_design
 from . import _kernels
 
 __all__ = ["Sketch", "RowSketch", "SketchInput"]
@@ -26,7 +26,9 @@ class SketchInput:
     """A validated input of a sketch: a :class:`Design` (CSR or dense float64) and sqrt(w).
 
     ``vector`` records that a 1-D input was given (the result is then 1-D too);
-    ``sqrt_w`` is an empty array when there are no row weights. For an
+    ``sqrt_w`` is an empty array when there are no row weights. A scipy matrix gets the
+    Design :func:`~fastnewton.linalg.as_design` keeps for it, so repeated applications
+    to the same matrix validate it once and find the layouts built for it. For an
     :class:`~fastnewton.linalg.InterceptDesign` ``design`` is the design of A alone,
     ``ones`` is True and ``d`` counts the ones column: sketches fill the first
     ``design.d`` columns of the output from A, and :meth:`Sketch.apply` the last one
@@ -46,9 +48,12 @@ class SketchInput:
             self.vector = True
             design = Design(np.asarray(A).reshape(-1, 1), name)
         else:
-            design = Design(A, name)
+            design = as_design(A, name)  # a scipy matrix seen before: its cached Design
         if design.n != n_rows:
             raise ValidationError(f"{name} has {design.n} rows but the sketch expects {n_rows}")
+        #: whether layouts built for this design will be found again (a Design passed
+        #: in, or the Design cached for a scipy matrix)
+        self.reusable = self.from_design or design.cached
         self.design = design
         self.d = design.d + self.ones
         if row_weights is None:

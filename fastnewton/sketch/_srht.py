@@ -99,12 +99,9 @@ class SRHT(Sketch):
         coef = self._coef(inp)
         L, hi_rows, lo_rows = self._split
         if design.sparse:
-            if inp.from_design:
-                indptr, row_idx, data = design.csc_arrays()
-            else:
-                At = design.A.tocsc()
-                At.sort_indices()
-                indptr, row_idx, data = At.indptr, At.indices, At.data
+            # kept on the design (a Design passed in, or the one cached for a scipy
+            # matrix) and reused by later applications
+            indptr, row_idx, data = design.csc_arrays()
             _kernels.srht_csc(indptr, row_idx, data, design.d, coef, L, hi_rows, lo_rows,
                               self.scale, SRHT_COLUMN_BLOCK, out)
         else:

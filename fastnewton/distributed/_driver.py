@@ -19,9 +19,9 @@ from .._validation import check_scalar, check_x
 from ..exceptions import ConvergenceWarning, ValidationError
 from ..linalg import pcg, shifted_cholesky
 from ..linalg._tallgram import tall_gram
-from ..newton import (_EPS, _MESSAGES, CONVERGED_DECREMENT, CONVERGED_GRADIENT,
-                      LINE_SEARCH_FAILED, NON_FINITE, STOPPED_BY_CALLBACK, NewtonResult,
-                      stop_status, subspace_coefficients)
+from .._convergence import (CONVERGED_GRADIENT, LINE_SEARCH_FAILED, MESSAGES, NON_FINITE,
+                            REMEDIES, STALLED, STOPPED_BY_CALLBACK, stalled, stop_status)
+from ..newton import _EPS, NewtonResult, subspace_coefficients
 from . import _blocks
 from ._problem import DistributedProblem
 
@@ -116,6 +116,10 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
     solver draws, so both reach the same minimizer (to rounding: reductions over blocks
     add in a different order than reductions over threads). ``res.history["bytes"]``
     and ``res.timings["bytes"]`` count the bytes moved between client and workers.
+    The objective and gradient of every iterate are evaluated from x itself (the workers
+    compute their blocks of A x afresh), so ``success`` (status 0) always means
+    ``‖∇L(x)‖ <= tol ‖∇L(x0)‖`` at the returned x; a solve that stops making progress at
+    rounding level ends with status 6 (stalled, ``success=False``), as the local solver.
 
     Parameters
     ----------
@@ -167,7 +171,11 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
     record(0.0, 0.0, 0)
     nit, nfev, status, prev_s = 0, 1, None, None
     while True:
+        # f and g are evaluated at x itself (no incremental z): the test is at the point
+        # that is returned
         status = stop_status(gnorm, g0norm, tol, nit, maxiter)
+        if status is None and stalled(hist):
+            status = STALLED
         if status is not None:
             break
         t0 = time.perf_counter()
@@ -220,8 +228,8 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
             else:
                 t *= 0.1
         timings["line_search"] += time.perf_counter() - t0
-        if step == 0.0:
-            status = (CONVERGED_DECREMENT if 0.5 * decrement <= fscale else LINE_SEARCH_FAILED)
+        if step == 0.0:  # at rounding level: stalled (the gradient test is not met)
+            status = STALLED if 0.5 * decrement <= fscale else LINE_SEARCH_FAILED
             break
         prev_s = step * q
         x = x + prev_s
@@ -247,11 +255,12 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
 
     timings["total"] = time.perf_counter() - t_start
     timings["bytes"] = float(sess.bytes)
-    success = status in (CONVERGED_GRADIENT, CONVERGED_DECREMENT)
-    message = _MESSAGES[status] + f" (relative gradient {gnorm / g0norm if g0norm else 0.0:.2e})"
+    success = status == CONVERGED_GRADIENT and bool(gnorm <= tol * g0norm)
+    message = MESSAGES[status] + f" (relative gradient {gnorm / g0norm if g0norm else 0.0:.2e})"
     if not success and status != STOPPED_BY_CALLBACK:
         warnings.warn(f"fastnewton.distributed.minimize did not converge after {nit} steps: "
-                      f"{message}", ConvergenceWarning, stacklevel=2)
+                      f"{message}. Remedy: {REMEDIES[status]}.", ConvergenceWarning,
+                      stacklevel=2)
     history = {k: np.asarray(v, dtype=float) for k, v in hist.items()}
     return NewtonResult(x=x, fun=f, jac=g, grad_norm=gnorm, nit=nit, nfev=nfev,
                         success=success, status=status, message=message, method=method,

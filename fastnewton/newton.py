@@ -31,6 +31,7 @@ from ._convergence import (CONVERGED_DECREMENT, CONVERGED_GRADIENT, LINE_SEARCH_
                            MAXITER, MESSAGES, NON_FINITE, REMEDIES, STALLED,
                            STOPPED_BY_CALLBACK, rounding_level, stalled, stop_status)
 from ._steps import STEP_MODELS, default_sketch_size
+from ._family_solvers import family_solver, minimize_family
 from .problems import REQUIRED_METHODS
 
 __all__ = ["minimize", "NewtonResult", "NewtonState", "METHODS", "GLOBALIZATIONS",
@@ -120,6 +121,10 @@ def _resolve_method(method, problem, sketch_size):
     return "exact" if 5.0 * cost_exact <= 17.0 * cost_sketch else "sketch"
 
 
+def _has_z_interface(problem):
+    return all(hasattr(problem, name) for name in REQUIRED_METHODS)
+
+
 def _check_problem(problem):
     missing = [name for name in REQUIRED_METHODS if not hasattr(problem, name)]
     if missing:
@@ -130,12 +135,21 @@ def _check_problem(problem):
 
 def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_size=None,
              tol=1e-8, maxiter=100, seed=None, callback=None, verbose=False, dtol=None,
-             armijo=1e-4, max_backtracks=60, resume=None, globalization="armijo"):
+             armijo=1e-4, max_backtracks=60, resume=None, globalization="armijo",
+             options=None):
     r"""Minimize a fastnewton problem by a globally convergent (approximate) Newton method.
 
     Each step solves :math:`\tilde H p = -\nabla L(x)` with :math:`\tilde H` the exact or
     sketched Hessian, then backtracks along p until the Armijo condition holds. A trial
     point where the objective overflows is rejected like any other failed trial.
+
+    Every family of ``fastnewton.problems.PROBLEMS`` is accepted: the matrix-valued
+    ones (``MultiSoftmaxRegression``, ``AttentionRegression``,
+    ``AttentionKernelRegression``) go to their own ``solve()``, with ``x0``, ``tol``,
+    ``maxiter``, ``callback``, ``verbose`` and ``options`` mapped onto it and any other
+    option given with a non-default value refused by name; see
+    :func:`fastnewton._family_solvers.minimize_family` for the methods they report and
+    what their results hold.
 
     Parameters
     ----------
@@ -163,7 +177,10 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         Rows of the sketch; default :func:`default_sketch_size` = ``min(n, max(8 d, 64))``
         (``sample``: ``RowSampler.default_size`` = ``max(64, ceil(4 d ln(d + 1)))`` rows).
     tol : float
-        Stop when ``‖∇L(x)‖ <= tol * ‖∇L(x0)‖``.
+        Stop when ``‖∇L(x)‖ <= tol * ‖∇L(x0)‖``. The test that decides ``success`` is made
+        at the returned x with z = A x recomputed (the loop updates z incrementally, z +
+        t A p; where that has drifted the solve goes on from the exact point). A solve
+        that stops making progress at rounding level (status 6) is not a success.
     maxiter : int
         Maximum number of Newton steps.
     seed : None, int, SeedSequence or Generator
@@ -176,8 +193,11 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         Print one line per step.
     dtol : float, optional
         Also stop when the Newton decrement ``λ²/2 = -g·p/2 <= dtol`` (Boyd &
-        Vandenberghe's criterion; it estimates L(x) - L*). By default only a decrement
-        below the objective's rounding level (``10 eps |L(x)|``) stops.
+        Vandenberghe's criterion; it estimates L(x) - L*): status 2, a success only when
+        the gradient test holds at the returned x too (else ``success=False`` and a
+        ``ConvergenceWarning``). By default the decrement stops nothing by itself; one
+        below the objective's rounding level (``10 eps |L(x)|``) where the line search
+        fails ends the solve as stalled (status 6) unless the gradient test holds.
     armijo : float
         Sufficient-decrease constant c1 of the line search.
     max_backtracks : int
@@ -198,10 +218,19 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         ``history["shift"]`` holds :math:`\mu` (plus any factorization shift) and
         ``history["gamma"]`` the value of :math:`\gamma` after each step.
 
+    options : dict, optional
+        Options of a matrix-valued family's ``solve()`` that ``minimize`` has no name for:
+        ``cg_rtol``, ``cg_maxiter``, ``preconditioner`` (``MultiSoftmaxRegression``),
+        ``cg_maxiter`` (``AttentionRegression``), ``refine`` (``AttentionKernelRegression``,
+        kind "gram"/"agram"), ``rank`` (kind "exp"). Unknown keys, and any options for
+        the other families, raise a ValueError.
+
     Returns
     -------
     NewtonResult
-        See :class:`NewtonResult`. ``success=False`` comes with a ``ConvergenceWarning``.
+        See :class:`NewtonResult`. ``success=False`` comes with a ``ConvergenceWarning``
+        (except when the callback stopped the solve). Success always implies
+        ``‖∇L(x)‖ <= tol ‖∇L(x0)‖`` for the x returned.
 
     Examples
     --------
@@ -213,7 +242,16 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     (True, True)
     """
     t_start = time.perf_counter()
+    if family_solver(problem) is not None and not _has_z_interface(problem):
+        return minimize_family(problem, x0, tol=tol, maxiter=maxiter, callback=callback,
+                               verbose=verbose, options=options, method=method,
+                               sketch=sketch, sketch_size=sketch_size, seed=seed, dtol=dtol,
+                               armijo=armijo, max_backtracks=max_backtracks, resume=resume,
+                               globalization=globalization)
     _check_problem(problem)
+    if options:
+        raise ValueError(f"options applies to the matrix-valued families only; "
+                         f"{type(problem).__name__} takes none, got {sorted(options)}")
     if sketch_size is not None:
         check_scalar(sketch_size, "sketch_size", low=1, integer=True)
     method = _resolve_method(method, problem, sketch_size)
@@ -587,7 +625,11 @@ def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.
 
     A trial is accepted when ``f(x + t p) <= f + c1 t g.p``. Near the solution, where
     the decrease is below the objective's rounding error, a trial is also accepted
-    when it decreases the gradient norm (its gradient is then returned). A step of 0
+    when it decreases the gradient norm (its gradient is then returned): a trial within
+    ``10 eps |f|`` of f, or the first trial when the model's decrease ``-t g.p`` itself
+    is below ``10 eps |f|`` and f rose by at most ``1000 eps |f|`` (the rounding error of
+    a loss summed over many rows can exceed ``10 eps |f|``; the Armijo test then
+    rejects the full step on noise alone and backtracking stalls). A step of 0
     means failure. With ``first_full`` the first trial (a Newton step, usually
     accepted) evaluates ``loss_grad_parts_z`` instead of ``loss_z`` (the same loss bits,
     in a fused pass); ``pre`` returns it when that trial is accepted.
@@ -604,7 +646,8 @@ def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.
         if np.isfinite(f_t):
             if f_t <= f + c1 * t * gp:
                 return t, f_t, z_t, x_t, None, trial, pre
-            if abs(f_t - f) <= fscale:
+            if abs(f_t - f) <= fscale or (trial == 1 and -gp * t <= fscale
+                                           and f_t - f <= 100.0 * fscale):
                 f2, g_t = _objective_and_gradient(problem, x_t, z_t)
                 if np.linalg.norm(g_t) < gnorm:
                     return t, f2, z_t, x_t, g_t, trial, None

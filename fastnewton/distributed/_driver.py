@@ -206,7 +206,7 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
         t0 = time.perf_counter()
         t, step = t_init, 0.0
         fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
-        for _ in range(max_backtracks):
+        for trial in range(1, max_backtracks + 1):
             nfev += 1
             st, f_t = sess.stats(_blocks.block_trial_stats, x, dirs, coefs, t)
             for part in sess._map(_blocks.block_trial_loss, x, dirs, coefs, t, st):
@@ -217,7 +217,8 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
                 if f_t <= f + armijo * t * gq:
                     step = t
                     break
-                if abs(f_t - f) <= fscale:
+                if abs(f_t - f) <= fscale or (trial == 1 and -gq * t <= fscale
+                                              and f_t - f <= 100.0 * fscale):
                     _, g_t, _, _ = sess.evaluate(x_t, lam, False)
                     if np.linalg.norm(g_t) < gnorm:
                         step = t

@@ -23,7 +23,7 @@ from scipy.optimize import OptimizeResult
 from ._convergence import (CONVERGED_GRADIENT, LINE_SEARCH_FAILED, MAXITER, MESSAGES,
                            NON_FINITE, REMEDIES, STALLED, STOPPED_BY_CALLBACK)
 from ._validation import check_scalar, check_x
-from .exceptions import ConvergenceWarning, ValidationError
+from .exceptions import ConvergenceWarning
 
 __all__ = ["family_solver", "minimize_family"]
 

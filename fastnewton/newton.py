@@ -205,7 +205,8 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     resume : NewtonState, optional
         Continue a solve from a state saved by a callback (``intermediate.state``, see
         :class:`NewtonState`): with the same problem, method and integer ``seed`` the
-        continued run takes bitwise the same steps as an uninterrupted one.
+        continued run takes bitwise the same steps as an uninterrupted one (on the same
+        CPU model and library versions; "bitwise" always means that here).
     globalization : {"armijo", "gradreg"}
         ``armijo``: backtracking line search along the step. ``gradreg``: the
         gradient-regularized Newton method (arXiv 2506.13710):

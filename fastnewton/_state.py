@@ -17,8 +17,10 @@ class NewtonState:
 
     ``x``, ``z = A x`` (updated incrementally, hence stored), objective ``f``, gradient
     ``g``, the initial gradient norm ``g0norm``, step and evaluation counts, the previous
-    step ``prev_s`` and its image ``prev_As = A prev_s`` (or None), the method and the
-    history lists. Arrays are never modified in place by the driver. ``to_arrays`` /
+    step ``prev_s`` and its image ``prev_As = A prev_s`` (or None), the method, the
+    history lists, and the running bounds (relative to ‖z‖∞) on ``‖z - A x‖∞``
+    (``drift``) and on the error of ``prev_As`` (``drift_step``) that decide when the
+    driver recomputes z exactly (0 for states saved before they existed). Arrays are never modified in place by the driver. ``to_arrays`` /
     ``from_arrays`` convert to and from a dict of numpy arrays (for ``np.savez``, no
     pickle needed).
     """
@@ -34,11 +36,14 @@ class NewtonState:
     prev_As: object
     method: str
     history: dict
+    drift: float = 0.0
+    drift_step: float = 0.0
 
     def to_arrays(self):
         out = {"x": self.x, "z": self.z, "f": np.float64(self.f), "g": self.g,
                "g0norm": np.float64(self.g0norm), "nit": np.int64(self.nit),
-               "nfev": np.int64(self.nfev), "method": np.str_(self.method)}
+               "nfev": np.int64(self.nfev), "method": np.str_(self.method),
+               "drift": np.float64(self.drift), "drift_step": np.float64(self.drift_step)}
         if self.prev_s is not None:
             out["prev_s"], out["prev_As"] = self.prev_s, self.prev_As
         for key, val in self.history.items():
@@ -60,7 +65,9 @@ class NewtonState:
                        nfev=int(arrays["nfev"]),
                        prev_s=np.asarray(arrays["prev_s"], dtype=np.float64) if has_prev else None,
                        prev_As=np.asarray(arrays["prev_As"], dtype=np.float64) if has_prev else None,
-                       method=str(arrays["method"]), history=history)
+                       method=str(arrays["method"]), history=history,
+                       drift=float(arrays.get("drift", 0.0)),
+                       drift_step=float(arrays.get("drift_step", 0.0)))
         except KeyError as exc:
             raise ValidationError(f"resume state lacks the entry {exc.args[0]!r}") from None
 

@@ -170,7 +170,8 @@ def _add_solve_parser(sub, methods, sketches):
                    help="write the solver state here after every step (atomically)")
     o.add_argument("--resume", action="store_true",
                    help="continue from --checkpoint if it exists (same problem and options "
-                        "required; bitwise the same x as an uninterrupted run)")
+                        "required; bitwise the same x as an uninterrupted run on the same "
+                        "machine)")
     o.add_argument("--quiet", action="store_true", help="no progress output")
     o.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="one line per step as text, or JSON lines for batch systems")

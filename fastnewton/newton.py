@@ -27,11 +27,15 @@ from ._validation import check_rng, check_scalar, check_x
 from ._state import NewtonState, check_resume
 from .exceptions import ConvergenceWarning, ValidationError
 from .linalg._design import axpby, curvature_sums, ridge_dot, ridge_value
+from ._convergence import (CONVERGED_DECREMENT, CONVERGED_GRADIENT, LINE_SEARCH_FAILED,
+                           MAXITER, MESSAGES, NON_FINITE, REMEDIES, STALLED,
+                           STOPPED_BY_CALLBACK, rounding_level, stalled, stop_status)
 from ._steps import STEP_MODELS, default_sketch_size
+from ._family_solvers import family_solver, minimize_family
 from .problems import REQUIRED_METHODS
 
 __all__ = ["minimize", "NewtonResult", "NewtonState", "METHODS", "GLOBALIZATIONS",
-           "default_sketch_size"]
+           "default_sketch_size", "stop_status", "stalled"]
 
 
 METHODS = ("auto",) + tuple(STEP_MODELS)
@@ -39,21 +43,12 @@ GLOBALIZATIONS = ("armijo", "gradreg")
 _EPS = np.finfo(np.float64).eps
 _PHASES = ("gradient", "sketch", "assemble", "factor", "solve", "line_search")
 
-# status codes
-CONVERGED_GRADIENT = 0
-MAXITER = 1
-CONVERGED_DECREMENT = 2
-LINE_SEARCH_FAILED = 3
-STOPPED_BY_CALLBACK = 4
-NON_FINITE = 5
-_MESSAGES = {
-    CONVERGED_GRADIENT: "gradient norm below tol * initial gradient norm",
-    MAXITER: "maximum number of iterations reached",
-    CONVERGED_DECREMENT: "Newton decrement below dtol",
-    LINE_SEARCH_FAILED: "line search could not decrease the objective",
-    STOPPED_BY_CALLBACK: "stopped by the callback",
-    NON_FINITE: "the gradient or Hessian became non-finite",
-}
+# status codes (see fastnewton._convergence)
+_MESSAGES = MESSAGES
+#: Refresh z = A x exactly once the running bound on the drift of the incrementally
+#: updated z exceeds this fraction of ‖z‖∞ (plain steps add 2 eps each: one matvec every
+#: ~500 steps; subspace steps that cancel add more, see ``_subspace_step``).
+_DRIFT_REFRESH = 1e3 * _EPS
 
 
 class NewtonResult(OptimizeResult):
@@ -74,14 +69,19 @@ class NewtonResult(OptimizeResult):
     nfev : int
         Number of objective evaluations (line-search trials included).
     success : bool
-        Whether a convergence criterion was met.
+        True only when ``‖∇L(x)‖ <= tol ‖∇L(x0)‖`` holds at the returned ``x``, with
+        ``z = A x`` recomputed (never at the incrementally updated z of the loop).
     status : int
-        0 gradient tolerance met, 1 maxiter reached, 2 Newton decrement below ``dtol``,
-        3 line search failed, 4 stopped by the callback, 5 non-finite gradient/Hessian.
+        0 gradient tolerance met, 1 maxiter reached, 2 Newton decrement below ``dtol``
+        (only with ``dtol`` set; a success only if the gradient test holds too), 3 line
+        search failed, 4 stopped by the callback, 5 non-finite gradient/Hessian, 6 stalled
+        (no progress beyond rounding level over the last 5 steps: ``tol`` is likely below
+        what float64 resolves for the problem). See ``fastnewton._convergence``.
     message : str
-        Human-readable reason for stopping.
+        Human-readable reason for stopping, with the achieved relative gradient.
     method : str
-        The step model used (``"auto"`` resolved).
+        The step model used (``"auto"`` resolved; for the matrix-valued families the
+        family's own solver, e.g. ``"newton-cg"``).
     history : dict of ndarray
         Per iterate (entry 0 is the start, so each array has ``nit + 1`` entries):
         ``fun``, ``grad_norm``, ``step_size``, ``inner_iters``, ``sketch_size``,
@@ -121,6 +121,10 @@ def _resolve_method(method, problem, sketch_size):
     return "exact" if 5.0 * cost_exact <= 17.0 * cost_sketch else "sketch"
 
 
+def _has_z_interface(problem):
+    return all(hasattr(problem, name) for name in REQUIRED_METHODS)
+
+
 def _check_problem(problem):
     missing = [name for name in REQUIRED_METHODS if not hasattr(problem, name)]
     if missing:
@@ -131,12 +135,21 @@ def _check_problem(problem):
 
 def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_size=None,
              tol=1e-8, maxiter=100, seed=None, callback=None, verbose=False, dtol=None,
-             armijo=1e-4, max_backtracks=60, resume=None, globalization="armijo"):
+             armijo=1e-4, max_backtracks=60, resume=None, globalization="armijo",
+             options=None):
     r"""Minimize a fastnewton problem by a globally convergent (approximate) Newton method.
 
     Each step solves :math:`\tilde H p = -\nabla L(x)` with :math:`\tilde H` the exact or
     sketched Hessian, then backtracks along p until the Armijo condition holds. A trial
     point where the objective overflows is rejected like any other failed trial.
+
+    Every family of ``fastnewton.problems.PROBLEMS`` is accepted: the matrix-valued
+    ones (``MultiSoftmaxRegression``, ``AttentionRegression``,
+    ``AttentionKernelRegression``) go to their own ``solve()``, with ``x0``, ``tol``,
+    ``maxiter``, ``callback``, ``verbose`` and ``options`` mapped onto it and any other
+    option given with a non-default value refused by name; see
+    :func:`fastnewton._family_solvers.minimize_family` for the methods they report and
+    what their results hold.
 
     Parameters
     ----------
@@ -164,7 +177,10 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         Rows of the sketch; default :func:`default_sketch_size` = ``min(n, max(8 d, 64))``
         (``sample``: ``RowSampler.default_size`` = ``max(64, ceil(4 d ln(d + 1)))`` rows).
     tol : float
-        Stop when ``‖∇L(x)‖ <= tol * ‖∇L(x0)‖``.
+        Stop when ``‖∇L(x)‖ <= tol * ‖∇L(x0)‖``. The test that decides ``success`` is made
+        at the returned x with z = A x recomputed (the loop updates z incrementally, z +
+        t A p; where that has drifted the solve goes on from the exact point). A solve
+        that stops making progress at rounding level (status 6) is not a success.
     maxiter : int
         Maximum number of Newton steps.
     seed : None, int, SeedSequence or Generator
@@ -177,8 +193,11 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         Print one line per step.
     dtol : float, optional
         Also stop when the Newton decrement ``λ²/2 = -g·p/2 <= dtol`` (Boyd &
-        Vandenberghe's criterion; it estimates L(x) - L*). By default only a decrement
-        below the objective's rounding level (``10 eps |L(x)|``) stops.
+        Vandenberghe's criterion; it estimates L(x) - L*): status 2, a success only when
+        the gradient test holds at the returned x too (else ``success=False`` and a
+        ``ConvergenceWarning``). By default the decrement stops nothing by itself; one
+        below the objective's rounding level (``10 eps |L(x)|``) where the line search
+        fails ends the solve as stalled (status 6) unless the gradient test holds.
     armijo : float
         Sufficient-decrease constant c1 of the line search.
     max_backtracks : int
@@ -186,7 +205,8 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     resume : NewtonState, optional
         Continue a solve from a state saved by a callback (``intermediate.state``, see
         :class:`NewtonState`): with the same problem, method and integer ``seed`` the
-        continued run takes bitwise the same steps as an uninterrupted one.
+        continued run takes bitwise the same steps as an uninterrupted one (on the same
+        CPU model and library versions; "bitwise" always means that here).
     globalization : {"armijo", "gradreg"}
         ``armijo``: backtracking line search along the step. ``gradreg``: the
         gradient-regularized Newton method (arXiv 2506.13710):
@@ -199,10 +219,19 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         ``history["shift"]`` holds :math:`\mu` (plus any factorization shift) and
         ``history["gamma"]`` the value of :math:`\gamma` after each step.
 
+    options : dict, optional
+        Options of a matrix-valued family's ``solve()`` that ``minimize`` has no name for:
+        ``cg_rtol``, ``cg_maxiter``, ``preconditioner`` (``MultiSoftmaxRegression``),
+        ``cg_maxiter`` (``AttentionRegression``), ``refine`` (``AttentionKernelRegression``,
+        kind "gram"/"agram"), ``rank`` (kind "exp"). Unknown keys, and any options for
+        the other families, raise a ValueError.
+
     Returns
     -------
     NewtonResult
-        See :class:`NewtonResult`. ``success=False`` comes with a ``ConvergenceWarning``.
+        See :class:`NewtonResult`. ``success=False`` comes with a ``ConvergenceWarning``
+        (except when the callback stopped the solve). Success always implies
+        ``‖∇L(x)‖ <= tol ‖∇L(x0)‖`` for the x returned.
 
     Examples
     --------
@@ -214,7 +243,16 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     (True, True)
     """
     t_start = time.perf_counter()
+    if family_solver(problem) is not None and not _has_z_interface(problem):
+        return minimize_family(problem, x0, tol=tol, maxiter=maxiter, callback=callback,
+                               verbose=verbose, options=options, method=method,
+                               sketch=sketch, sketch_size=sketch_size, seed=seed, dtol=dtol,
+                               armijo=armijo, max_backtracks=max_backtracks, resume=resume,
+                               globalization=globalization)
     _check_problem(problem)
+    if options:
+        raise ValueError(f"options applies to the matrix-valued families only; "
+                         f"{type(problem).__name__} takes none, got {sorted(options)}")
     if sketch_size is not None:
         check_scalar(sketch_size, "sketch_size", low=1, integer=True)
     method = _resolve_method(method, problem, sketch_size)
@@ -275,9 +313,25 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         print(f"{'iter':>4} {'objective':>22} {'grad_norm':>10} {'step':>8} {'time_s':>8}")
         print(f"{nit:4d} {f:22.15e} {gnorm:10.3e} {'':>8} {hist['time'][-1]:8.3f}")
 
-    status = None
+    drift, drift_step = state.drift, state.drift_step
+    verified = False  # (f, g) are _objective_and_gradient at z = A x recomputed
+    status, flat_step = None, False
     while True:
         status = stop_status(gnorm, g0norm, tol, nit, maxiter)
+        if status is None and (flat_step or stalled(hist)):
+            status = STALLED
+        if status in (CONVERGED_GRADIENT, STALLED) and not verified:
+            # decide at the point that is returned: z = A x recomputed (one matvec), f and
+            # g there; where the incremental z had drifted, go on from the exact point
+            t0 = time.perf_counter()
+            z = design.matvec(x)
+            f, g = _objective_and_gradient(problem, x, z)
+            timings["gradient"] += time.perf_counter() - t0
+            gnorm = float(np.linalg.norm(g))
+            nfev += 1
+            hist["fun"][-1], hist["grad_norm"][-1] = f, gnorm
+            parts, drift, verified, flat_step = None, 0.0, True, False
+            continue
         if status is not None:
             break
         # -- model, direction and globalization -------------------------------------------
@@ -289,23 +343,34 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
                                     hist["gamma"][-1], dtol, max_backtracks, timings)
             else:
                 out = _armijo_step(problem, stepper, parts, x, z, f, g, gnorm, prev_step,
-                                   dtol, armijo, max_backtracks, timings)
+                                   dtol, armijo, max_backtracks, timings, drift_step)
         except (FloatingPointError, np.linalg.LinAlgError):
             status = NON_FINITE
             break
-        step, f_new, z_new, x_new, g_new, trials, direc, decrement, gamma, pre = out
+        step, f_new, z_new, x_new, g_new, trials, direc, decrement, gamma, pre, image_err = out
         nfev += trials
         if step is None:  # the Newton decrement fell below dtol: no step taken
             status = CONVERGED_DECREMENT
             break
         if step == 0.0:
-            if 0.5 * decrement <= 10 * _EPS * max(abs(f), np.finfo(float).tiny):
-                status = CONVERGED_DECREMENT
-            else:
-                status = LINE_SEARCH_FAILED
+            if 0.5 * decrement <= rounding_level(f):
+                flat_step = True  # nothing left to resolve in f: stalled (or drifted)
+                continue
+            status = LINE_SEARCH_FAILED
             break
         if gradreg:
             hist["gamma"].append(gamma)
+        # running bound (relative to ‖z‖∞) on ‖z - A x‖∞ of the incremental update
+        drift_step = 2.0 * _EPS + step * image_err
+        if drift + drift_step > _DRIFT_REFRESH:
+            t0 = time.perf_counter()
+            z_new = design.matvec(x_new)
+            timings["gradient"] += time.perf_counter() - t0
+            drift_step, drift = drift + 2.0 * _EPS, 0.0  # A s = z_new - z carries z's drift
+            g_new = pre = None  # evaluate at the exact z_new below
+            nfev += 1
+        else:
+            drift += drift_step
         prev_step = (x_new - x, axpby(1.0, z_new, -1.0, z))
         x, z = x_new, z_new
         if g_new is None:
@@ -314,10 +379,11 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
             f, g, parts = f_new, g_new, None
         gnorm = float(np.linalg.norm(g))
         nit += 1
+        verified = False
         elapsed = t_offset + time.perf_counter() - t_start
         state = NewtonState(x=x, z=z, f=f, g=g, g0norm=g0norm, nit=nit, nfev=nfev,
                             prev_s=prev_step[0], prev_As=prev_step[1], method=method,
-                            history=hist)
+                            history=hist, drift=drift, drift_step=drift_step)
         for key, val in (("fun", f), ("grad_norm", gnorm), ("step_size", step),
                          ("inner_iters", direc.inner_iters),
                          ("sketch_size", direc.sketch_size), ("shift", direc.shift),
@@ -335,35 +401,35 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
                 status = STOPPED_BY_CALLBACK
                 break
 
-    # -- finalize: recompute at x exactly (z was updated incrementally) --------------------
-    t0 = time.perf_counter()
-    z = design.matvec(x)
-    f, g = _objective_and_gradient(problem, x, z)
-    timings["gradient"] += time.perf_counter() - t0
-    gnorm = float(np.linalg.norm(g))
+    # -- finalize: success is decided at x with z = A x recomputed ------------------------
+    if not verified:  # one evaluation more (counted in nfev below)
+        t0 = time.perf_counter()
+        z = design.matvec(x)
+        f, g = _objective_and_gradient(problem, x, z)
+        timings["gradient"] += time.perf_counter() - t0
+        gnorm = float(np.linalg.norm(g))
     timings["total"] = time.perf_counter() - t_start
-    success = status in (CONVERGED_GRADIENT, CONVERGED_DECREMENT)
+    met = bool(gnorm <= tol * g0norm)
+    if met and status in (MAXITER, LINE_SEARCH_FAILED, STALLED):
+        status = CONVERGED_GRADIENT  # the exact gradient meets tol where the loop's did not
+    elif not met and status == CONVERGED_GRADIENT:  # pragma: no cover - tested at exact z
+        status = STALLED
+    success = met and status in (CONVERGED_GRADIENT, CONVERGED_DECREMENT)
     message = _MESSAGES[status]
-    if status in (CONVERGED_GRADIENT, CONVERGED_DECREMENT, MAXITER, LINE_SEARCH_FAILED):
+    if status not in (STOPPED_BY_CALLBACK, NON_FINITE):
         message += f" (relative gradient {gnorm / g0norm if g0norm else 0.0:.2e})"
     if not success and status != STOPPED_BY_CALLBACK:
-        remedy = {
-            MAXITER: "raise maxiter, or use method='exact' for quadratic convergence",
-            LINE_SEARCH_FAILED: "the requested tol may be below what float64 resolves here; "
-                                "loosen tol, or add a ridge (lam > 0) if A is rank-deficient",
-            NON_FINITE: "check the data scale (f(A x) may overflow) or add a ridge (lam > 0)",
-        }[status]
         warnings.warn(f"fastnewton.minimize did not converge after {nit} steps: {message}; "
-                      f"gradient norm {gnorm:.3e} vs target {tol * g0norm:.3e}. Remedy: {remedy}.",
-                      ConvergenceWarning, stacklevel=2)
+                      f"gradient norm {gnorm:.3e} vs target {tol * g0norm:.3e}. "
+                      f"Remedy: {REMEDIES[status]}.", ConvergenceWarning, stacklevel=2)
     if verbose:
         print(f"fastnewton: {message}; fun={f:.15e} grad_norm={gnorm:.3e} nit={nit} "
               f"time={timings['total']:.3f}s")
     history = {k: np.asarray(v, dtype=np.int64 if k in ("inner_iters", "sketch_size") else float)
                for k, v in hist.items()}
-    return NewtonResult(x=x, fun=f, jac=g, grad_norm=gnorm, nit=nit, nfev=nfev + 1,
-                        success=success, status=status, message=message, method=method,
-                        history=history, timings=timings)
+    return NewtonResult(x=x, fun=f, jac=g, grad_norm=gnorm, nit=nit,
+                        nfev=nfev + (0 if verified else 1), success=success, status=status,
+                        message=message, method=method, history=history, timings=timings)
 
 
 def _evaluate(problem, stepper, x, z, timings, t0=None, pre=None):
@@ -406,28 +472,32 @@ def _direction(stepper, parts, g, gnorm, timings, shift=None):
 
 
 def _armijo_step(problem, stepper, parts, x, z, f, g, gnorm, prev_step, dtol, c1,
-                 max_backtracks, timings):
+                 max_backtracks, timings, drift_step=0.0):
     """One step with Armijo backtracking along the step model's direction.
 
-    Returns ``(step, f, z, x, g or None, trials, direction, decrement, None, pre)``;
-    step is None when the Newton decrement is below ``dtol`` (no step taken), 0.0 on
-    failure; ``pre`` is ``loss_grad_parts_z`` at the new z when the line search computed
-    it (its first trial, accepted), else None.
+    Returns ``(step, f, z, x, g or None, trials, direction, decrement, None, pre,
+    image_err)``; step is None when the Newton decrement is below ``dtol`` (no step
+    taken), 0.0 on failure; ``pre`` is ``loss_grad_parts_z`` at the new z when the line
+    search computed it (its first trial, accepted), else None; ``image_err`` bounds, per
+    unit step and relative to ‖z‖∞, the rounding error of the direction's image under A
+    (0 for a fresh matvec; see :func:`_subspace_step`, ``drift_step`` is the drift bound
+    of the previous step's image).
     """
     direc, p, gp = _direction(stepper, parts, g, gnorm, timings)
     decrement = -gp
     if dtol is not None and 0.5 * decrement <= dtol:
-        return None, f, z, x, None, 0, direc, decrement, None, None
+        return None, f, z, x, None, 0, direc, decrement, None, None, 0.0
     t0 = time.perf_counter()
     Ap = problem.design.matvec(p)
-    t_init = 1.0
+    t_init, image_err = 1.0, 0.0
     if direc.subspace:
-        p, Ap, gp, t_init = _subspace_step(parts, problem.lam, g, p, Ap, gp, prev_step)
+        p, Ap, gp, t_init, image_err = _subspace_step(parts, problem.lam, g, p, Ap, gp,
+                                                      prev_step, z, drift_step)
     step, f_new, z_new, x_new, g_new, trials, pre = _armijo(
         problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init,
         first_full=getattr(problem, "fused_z", False))
     timings["line_search"] += time.perf_counter() - t0
-    return step, f_new, z_new, x_new, g_new, trials, direc, decrement, None, pre
+    return step, f_new, z_new, x_new, g_new, trials, direc, decrement, None, pre, image_err
 
 
 def _initial_gamma(problem, z, g, gnorm):
@@ -447,7 +517,7 @@ def _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm, gamma, dtol, max_t
     ``f - f(x + p) >= ‖g(x + p)‖² / (8 mu)`` (gamma doubles), else gamma halves. Near the
     solution, where the decrease is below the objective's rounding error, a trial that
     decreases the gradient norm is accepted too. Returns the tuple of
-    :func:`_armijo_step` with the new gamma last.
+    :func:`_armijo_step` with the new gamma in place of its None.
     """
     fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
     first_decrement = None
@@ -457,7 +527,7 @@ def _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm, gamma, dtol, max_t
         if first_decrement is None:
             first_decrement = -gp
             if dtol is not None and 0.5 * first_decrement <= dtol:
-                return None, f, z, x, None, 0, direc, first_decrement, gamma, None
+                return None, f, z, x, None, 0, direc, first_decrement, gamma, None, 0.0
         t0 = time.perf_counter()
         z_t = z + problem.design.matvec(p)
         x_t = x + p
@@ -470,9 +540,9 @@ def _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm, gamma, dtol, max_t
                   or abs(f_t - f) <= fscale and gt_norm < gnorm)
         timings["line_search"] += time.perf_counter() - t0
         if ok:
-            return 1.0, f_t, z_t, x_t, g_t, trial, direc, -gp, 2.0 * gamma, None
+            return 1.0, f_t, z_t, x_t, g_t, trial, direc, -gp, 2.0 * gamma, None, 0.0
         gamma *= 0.5
-    return 0.0, f, z, x, None, max_trials, direc, first_decrement, gamma, None
+    return 0.0, f, z, x, None, max_trials, direc, first_decrement, gamma, None, 0.0
 
 
 def _curvatures(parts, lam, u, Au, v, Av):
@@ -487,17 +557,6 @@ def _curvatures(parts, lam, u, Au, v, Av):
         cuv += float(Uu @ CUv)
         cvv += float(Uv @ CUv)
     return cuu, cuv, cvv
-
-
-def stop_status(gnorm, g0norm, tol, nit, maxiter):
-    """The stopping test at the top of a Newton step: a status code, or None to go on."""
-    if not np.isfinite(gnorm):
-        return NON_FINITE
-    if gnorm <= tol * g0norm:
-        return CONVERGED_GRADIENT
-    if nit >= maxiter:
-        return MAXITER
-    return None
 
 
 def subspace_coefficients(cpp, cps, css, gp, gs):
@@ -521,7 +580,7 @@ def subspace_coefficients(cpp, cps, css, gp, gs):
     return 1.0, 0.0, float(min(max(-gp / cpp, 0.1), 4.0))
 
 
-def _subspace_step(parts, lam, g, p, Ap, gp, prev_step):
+def _subspace_step(parts, lam, g, p, Ap, gp, prev_step, z=None, drift_step=0.0):
     """Minimize the exact local quadratic model over span{p, previous step}.
 
     p is the sketched-Newton direction. Its error is systematic (the sketch is fixed),
@@ -530,7 +589,12 @@ def _subspace_step(parts, lam, g, p, Ap, gp, prev_step):
     over p and the previous step s makes the iteration the nonlinear analogue of
     preconditioned CG, with the sketched Hessian as preconditioner.
 
-    Returns (direction, A direction, g.direction, initial step).
+    Returns (direction, A direction, g.direction, initial step, image error). The image
+    ``a A p + b A s`` is formed without a pass over A; where p and s nearly cancel,
+    its rounding error ``eps (|a| ‖A p‖∞ + |b| ‖A s‖∞) + |b| ‖A s - A(s)‖∞`` (the last
+    term: ``drift_step``, the drift bound of the stored ``A s``) can be far above that
+    of a fresh matvec: it is returned relative to ‖z‖∞ (0 when b = 0), and the driver
+    adds it to its drift bound, which makes it recompute z = A x when it grows.
     """
     cps = css = gs = None
     if prev_step is None:
@@ -541,8 +605,18 @@ def _subspace_step(parts, lam, g, p, Ap, gp, prev_step):
         gs = float(g @ s)
     a, b, t_init = subspace_coefficients(cpp, cps, css, gp, gs)
     if b == 0.0:
-        return p, Ap, gp, t_init
-    return a * p + b * s, axpby(a, Ap, b, As), a * gp + b * gs, t_init
+        return p, Ap, gp, t_init, 0.0
+    image = axpby(a, Ap, b, As)
+    image_err = 0.0
+    if z is not None:
+        scale = max(_max_abs(z), _max_abs(image), np.finfo(float).tiny)
+        image_err = (_EPS * (abs(a) * _max_abs(Ap) + abs(b) * _max_abs(As)) / scale
+                     + abs(b) * drift_step)
+    return a * p + b * s, image, a * gp + b * gs, t_init, image_err
+
+
+def _max_abs(v):
+    return float(max(v.max(), -v.min())) if v.size else 0.0
 
 
 def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.0,
@@ -552,7 +626,11 @@ def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.
 
     A trial is accepted when ``f(x + t p) <= f + c1 t g.p``. Near the solution, where
     the decrease is below the objective's rounding error, a trial is also accepted
-    when it decreases the gradient norm (its gradient is then returned). A step of 0
+    when it decreases the gradient norm (its gradient is then returned): a trial within
+    ``10 eps |f|`` of f, or the first trial when the model's decrease ``-t g.p`` itself
+    is below ``10 eps |f|`` and f rose by at most ``1000 eps |f|`` (the rounding error of
+    a loss summed over many rows can exceed ``10 eps |f|``; the Armijo test then
+    rejects the full step on noise alone and backtracking stalls). A step of 0
     means failure. With ``first_full`` the first trial (a Newton step, usually
     accepted) evaluates ``loss_grad_parts_z`` instead of ``loss_z`` (the same loss bits,
     in a fused pass); ``pre`` returns it when that trial is accepted.
@@ -569,7 +647,8 @@ def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.
         if np.isfinite(f_t):
             if f_t <= f + c1 * t * gp:
                 return t, f_t, z_t, x_t, None, trial, pre
-            if abs(f_t - f) <= fscale:
+            if abs(f_t - f) <= fscale or (trial == 1 and -gp * t <= fscale
+                                           and f_t - f <= 100.0 * fscale):
                 f2, g_t = _objective_and_gradient(problem, x_t, z_t)
                 if np.linalg.norm(g_t) < gnorm:
                     return t, f2, z_t, x_t, g_t, trial, None

@@ -1,6 +1,11 @@
 """Each family, on a seeded instance of realistic size, converges from its default start
 to ‖∇L‖ <= 1e-8‖∇L(x0)‖ and agrees with an independent reference (tests/_reference_families.py:
-the loss written directly in numpy, minimized by dense damped Newton)."""
+the loss written directly in numpy, minimized by dense damped Newton).
+
+Assertions are tolerances and properties only: the trajectory (step counts, last bits)
+depends on the CPU model (numba compiles for the host, BLAS picks kernels per CPU). Run
+``NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=$(mktemp -d) pytest tests/test_family_convergence.py``
+to see another code generation."""
 
 import functools
 
@@ -76,7 +81,12 @@ def test_family_converges_and_matches_reference(name, method):
     res = fn.minimize(prob, x0=x0, method=method, tol=1e-8, maxiter=200, seed=0)
     print(f"{name} {method}: nit={res.nit}")
     assert res.success, res.message
-    assert res.grad_norm <= 1e-8 * res.history["grad_norm"][0]
+    # the claim holds at the returned x, by an independent evaluation (prob.jac): not the
+    # loop's incrementally updated z, not its bookkeeping (last bits differ between CPUs;
+    # the slack covers g0's own rounding)
+    g0 = np.linalg.norm(prob.jac(x0))
+    assert np.linalg.norm(prob.jac(res.x)) <= 1e-8 * g0 * (1 + 1e-12)
+    assert res.grad_norm == pytest.approx(np.linalg.norm(prob.jac(res.x)), rel=1e-12)
     x_ref = _reference_solution(name)
     f_ref, g_ref = fg(x_ref)
     f_lib, _ = fg(res.x)

@@ -14,15 +14,32 @@ sklearn = pytest.importorskip("sklearn")  # the "sklearn" extra (also in "dev")
 from sklearn.metrics import r2_score  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from fastnewton.sklearn import ExpRegressor, SoftmaxRegressor  # noqa: E402
+from fastnewton.sklearn import (ESTIMATORS, ExpRegressor, SoftmaxRegressor,  # noqa: E402
+                                expected_failed_checks)
 
-#: check_estimator checks ExpRegressor is allowed to fail, with the reason for each.
-#: (None today: every applicable check passes. Checks skipped by scikit-learn itself for
-#: the environment: check_array_api_input (needs SCIPY_ARRAY_API=1) and
-#: check_regressor_data_not_an_array (needs pandas). The estimator sets the
-#: ``poor_score`` tag: f(X coef) without intercept cannot fit the standardized, signed
-#: linear targets of check_regressors_train to R² > 0.5 for f = exp/cosh, by design.)
-EXPECTED_FAILED_CHECKS = {}
+#: check_estimator runs on every estimator of fastnewton.sklearn, in these settings.
+#: Checks scikit-learn skips for the environment: check_array_api_input (needs
+#: SCIPY_ARRAY_API=1). The estimators set the ``poor_score`` tag: f(X coef) without
+#: intercept cannot fit the standardized, signed linear targets of check_regressors_train
+#: to R² > 0.5 for f = exp/cosh, by design.
+CHECKED = {
+    "ExpRegressor": [ExpRegressor(), ExpRegressor(f="cosh"),
+                     ExpRegressor(method="sketch", random_state=0)],
+    "SoftmaxRegressor": [SoftmaxRegressor(), SoftmaxRegressor(method="sketch", random_state=0)],
+}
+
+#: Per estimator, the checks it is allowed to fail, each with its reason (declared by the
+#: estimator class itself, see fastnewton.sklearn.expected_failed_checks).
+EXPECTED_FAILED_CHECKS = {cls.__name__: expected_failed_checks(cls()) for cls in ESTIMATORS}
+
+
+def test_every_estimator_is_checked_and_every_expected_failure_has_a_reason():
+    assert set(CHECKED) == {cls.__name__ for cls in ESTIMATORS}
+    assert EXPECTED_FAILED_CHECKS["ExpRegressor"] == {}
+    assert set(EXPECTED_FAILED_CHECKS["SoftmaxRegressor"]) == {"check_methods_subset_invariance"}
+    for name, checks in EXPECTED_FAILED_CHECKS.items():
+        for check, reason in checks.items():
+            assert check.startswith("check_") and len(reason) > 20, (name, check)
 
 
 def _data(rng, n=400, d=6, family="exp", sparse=True):
@@ -67,9 +84,9 @@ def test_newton_result_is_an_optimize_result(rng):
 
 
 # -- scikit-learn ------------------------------------------------------------------------
-@parametrize_with_checks([ExpRegressor(), ExpRegressor(f="cosh"),
-                          ExpRegressor(method="sketch", random_state=0)],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+@parametrize_with_checks([est for ests in CHECKED.values() for est in ests],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS[
+                             type(est).__name__])
 def test_sklearn_check_estimator(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fn.NonConvexWarning)

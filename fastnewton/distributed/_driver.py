@@ -20,9 +20,9 @@ from ..exceptions import ConvergenceWarning, ValidationError
 from ..linalg import pcg, shifted_cholesky
 from ..linalg._design import ridge_dot, ridge_value
 from ..linalg._tallgram import tall_gram
-from ..newton import (_EPS, _MESSAGES, CONVERGED_DECREMENT, CONVERGED_GRADIENT,
-                      LINE_SEARCH_FAILED, NON_FINITE, STOPPED_BY_CALLBACK, NewtonResult,
-                      stop_status, subspace_coefficients)
+from .._convergence import (CONVERGED_GRADIENT, LINE_SEARCH_FAILED, MESSAGES, NON_FINITE,
+                            REMEDIES, STALLED, STOPPED_BY_CALLBACK, stalled, stop_status)
+from ..newton import _EPS, NewtonResult, subspace_coefficients
 from . import _blocks
 from ._problem import DistributedProblem
 
@@ -117,6 +117,10 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
     solver draws, so both reach the same minimizer (to rounding: reductions over blocks
     add in a different order than reductions over threads). ``res.history["bytes"]``
     and ``res.timings["bytes"]`` count the bytes moved between client and workers.
+    The objective and gradient of every iterate are evaluated from x itself (the workers
+    compute their blocks of A x afresh), so ``success`` (status 0) always means
+    ``‖∇L(x)‖ <= tol ‖∇L(x0)‖`` at the returned x; a solve that stops making progress at
+    rounding level ends with status 6 (stalled, ``success=False``), as the local solver.
 
     Parameters
     ----------
@@ -168,7 +172,11 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
     record(0.0, 0.0, 0)
     nit, nfev, status, prev_s = 0, 1, None, None
     while True:
+        # f and g are evaluated at x itself (no incremental z): the test is at the point
+        # that is returned
         status = stop_status(gnorm, g0norm, tol, nit, maxiter)
+        if status is None and stalled(hist):
+            status = STALLED
         if status is not None:
             break
         t0 = time.perf_counter()
@@ -199,7 +207,7 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
         t0 = time.perf_counter()
         t, step = t_init, 0.0
         fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
-        for _ in range(max_backtracks):
+        for trial in range(1, max_backtracks + 1):
             nfev += 1
             st, f_t = sess.stats(_blocks.block_trial_stats, x, dirs, coefs, t)
             for part in sess._map(_blocks.block_trial_loss, x, dirs, coefs, t, st):
@@ -210,7 +218,8 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
                 if f_t <= f + armijo * t * gq:
                     step = t
                     break
-                if abs(f_t - f) <= fscale:
+                if abs(f_t - f) <= fscale or (trial == 1 and -gq * t <= fscale
+                                              and f_t - f <= 100.0 * fscale):
                     _, g_t, _, _ = sess.evaluate(x_t, lam, False)
                     if np.linalg.norm(g_t) < gnorm:
                         step = t
@@ -221,8 +230,8 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
             else:
                 t *= 0.1
         timings["line_search"] += time.perf_counter() - t0
-        if step == 0.0:
-            status = (CONVERGED_DECREMENT if 0.5 * decrement <= fscale else LINE_SEARCH_FAILED)
+        if step == 0.0:  # at rounding level: stalled (the gradient test is not met)
+            status = STALLED if 0.5 * decrement <= fscale else LINE_SEARCH_FAILED
             break
         prev_s = step * q
         x = x + prev_s
@@ -248,11 +257,12 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
 
     timings["total"] = time.perf_counter() - t_start
     timings["bytes"] = float(sess.bytes)
-    success = status in (CONVERGED_GRADIENT, CONVERGED_DECREMENT)
-    message = _MESSAGES[status] + f" (relative gradient {gnorm / g0norm if g0norm else 0.0:.2e})"
+    success = status == CONVERGED_GRADIENT and bool(gnorm <= tol * g0norm)
+    message = MESSAGES[status] + f" (relative gradient {gnorm / g0norm if g0norm else 0.0:.2e})"
     if not success and status != STOPPED_BY_CALLBACK:
         warnings.warn(f"fastnewton.distributed.minimize did not converge after {nit} steps: "
-                      f"{message}", ConvergenceWarning, stacklevel=2)
+                      f"{message}. Remedy: {REMEDIES[status]}.", ConvergenceWarning,
+                      stacklevel=2)
     history = {k: np.asarray(v, dtype=float) for k, v in hist.items()}
     return NewtonResult(x=x, fun=f, jac=g, grad_norm=gnorm, nit=nit, nfev=nfev,
                         success=success, status=status, message=message, method=method,

@@ -13,7 +13,7 @@ from scipy.sparse.linalg import LinearOperator
 from .._validation import check_matrix, check_scalar, check_x
 from ..exceptions import ConvergenceWarning, ValidationError
 from ..linalg import steihaug_cg
-from .multisoftmax import KroneckerPreconditioner
+from .multisoftmax import KroneckerPreconditioner, _stop_requested
 
 __all__ = ["AttentionRegression", "AttentionParts"]
 
@@ -272,13 +272,14 @@ class AttentionRegression:
         cg_maxiter : int, optional
             Truncated-CG iterations per step (default d², the size of X).
         callback : callable, optional
-            ``callback(theta)`` after each iteration.
+            ``callback(theta)`` after each iteration; returning True (or raising
+            ``StopIteration``) stops the solve (``success=False``).
 
         Returns
         -------
         OptimizeResult
             ``x`` (theta), ``X``, ``Y``, ``fun``, ``jac``, ``grad_norm``, ``nit``,
-            ``success``, ``message``, ``history`` (per iteration, entry 0 the start:
+            ``nfev`` (evaluations of the reduced objective), ``success``, ``message``, ``history`` (per iteration, entry 0 the start:
             ``fun``, ``grad_norm``, ``cg_iters``, ``step_size`` (‖ΔX‖, 0 when rejected),
             ``radius``, ``rho``), ``time``.
         """
@@ -327,20 +328,22 @@ class AttentionRegression:
                              ("cg_iters", step.nit), ("radius", radius), ("rho", rho),
                              ("step_size", float(np.linalg.norm(step.s)) if accept else 0.0)):
                 hist[key].append(val)
-            if callback is not None:
-                callback(st.theta.copy())
+            if callback is not None and _stop_requested(callback, st.theta.copy()):
+                message = "stopped by the callback"
+                break
             if not radius > 1e-14 * max(1.0, float(np.linalg.norm(st.X))):
                 message = "trust region collapsed (no further decrease at rounding level)"
                 break
         self._cache = (None, None)
         theta = st.theta
         gnorm = float(np.linalg.norm(self.jac(theta)))
-        if not success:
+        if not success and message != "stopped by the callback":
             warnings.warn(f"AttentionRegression.solve did not converge after {nit} steps "
                           f"(relative gradient {gnorm / g0:.2e}; {message}); raise maxiter "
                           f"or lam.", ConvergenceWarning, stacklevel=2)
         return OptimizeResult(x=theta, X=st.X.copy(), Y=st.Y.copy(), fun=self.fun(theta),
-                              jac=self.jac(theta), grad_norm=gnorm, nit=nit, success=success,
+                              jac=self.jac(theta), grad_norm=gnorm, nit=nit, nfev=nit + 1,
+                              success=success,
                               message=message, history={k: np.asarray(v) for k, v in hist.items()},
                               time=time.perf_counter() - t_start)
 

@@ -101,6 +101,14 @@ def backtrack(fun, jac, x, f, gnorm, p, gp, c1=1e-4):
     return 0.0
 
 
+def _stop_requested(callback, x):
+    """Call ``callback(x)``; True when it returns True or raises StopIteration."""
+    try:
+        return callback(x) is True
+    except StopIteration:
+        return True
+
+
 def _weighted_gram(A, w):
     if sp.issparse(A):
         return np.asarray((A.T @ (A.multiply(w[:, None]))).todense())
@@ -299,14 +307,17 @@ class MultiSoftmaxRegression:
         preconditioner : bool
             Use :class:`KroneckerPreconditioner` (else plain CG).
         callback : callable, optional
-            ``callback(x)`` after each step.
+            ``callback(x)`` after each step; returning True (or raising ``StopIteration``)
+            stops the solve (``success=False``, message "stopped by the callback").
 
         Returns
         -------
         OptimizeResult
-            ``x``, ``X`` (d x d), ``fun``, ``jac``, ``grad_norm``, ``nit``, ``success``,
+            ``x``, ``X`` (d x d), ``fun``, ``jac``, ``grad_norm``, ``nit``, ``nfev``
+            (objective evaluations, line-search trials included), ``success``,
             ``message``, ``history`` (``fun``, ``grad_norm``, ``cg_iters``, ``step_size``),
-            ``time``.
+            ``time``. ``fun``, ``jac`` and the gradient test are evaluated at the
+            returned x itself. ``fastnewton.minimize`` calls this method for this family.
         """
         t_start = time.perf_counter()
         x = np.zeros(self.size) if x0 is None else check_x(x0, self.size, "x0").copy()
@@ -319,6 +330,12 @@ class MultiSoftmaxRegression:
         hist = {"fun": [f], "grad_norm": [gnorm], "cg_iters": [0], "step_size": [0.0]}
         nit, message, success = 0, "maximum number of iterations reached", False
         n_lin = self.size
+        nfev = [1]
+
+        def fun(v):
+            nfev[0] += 1
+            return self.fun(v)
+
         while True:
             if gnorm <= tol * g0:
                 success, message = True, "gradient norm below tol * initial gradient norm"
@@ -338,7 +355,7 @@ class MultiSoftmaxRegression:
             if not (np.isfinite(gp) and gp < 0):
                 p = -(M.matvec(g) if M is not None else g)
                 gp = float(g @ p)
-            t = backtrack(self.fun, self.jac, x, f, gnorm, p, gp)
+            t = backtrack(fun, self.jac, x, f, gnorm, p, gp)
             if t == 0.0:
                 message = "line search could not decrease the objective"
                 break
@@ -349,14 +366,16 @@ class MultiSoftmaxRegression:
             for key, val in (("fun", f), ("grad_norm", gnorm), ("cg_iters", count[0]),
                              ("step_size", t)):
                 hist[key].append(val)
-            if callback is not None:
-                callback(x.copy())
-        if not success:
+            if callback is not None and _stop_requested(callback, x.copy()):
+                message = "stopped by the callback"
+                break
+        if not success and message != "stopped by the callback":
             warnings.warn(f"MultiSoftmaxRegression.solve did not converge after {nit} steps: "
                           f"{message} (relative gradient {gnorm / g0:.2e}). Raise maxiter or "
                           f"add a ridge (lam > 0).", ConvergenceWarning, stacklevel=2)
         return OptimizeResult(x=x, X=x.reshape(self.d, self.d).copy(), fun=f, jac=g,
-                              grad_norm=gnorm, nit=nit, success=success, message=message,
+                              grad_norm=gnorm, nit=nit, nfev=nfev[0], success=success,
+                              message=message,
                               history={k: np.asarray(v) for k, v in hist.items()},
                               time=time.perf_counter() - t_start)
 

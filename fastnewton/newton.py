@@ -27,6 +27,7 @@ from ._validation import check_rng, check_scalar, check_x
 from ._state import NewtonState, check_resume
 from .exceptions import ConvergenceWarning, ValidationError
 from .linalg._design import axpby, curvature_sums, ridge_dot, ridge_value
+from . import _memory
 from ._steps import STEP_MODELS, default_sketch_size
 from .problems import REQUIRED_METHODS
 
@@ -95,30 +96,14 @@ class NewtonResult(OptimizeResult):
 
 
 def _resolve_method(method, problem, sketch_size):
+    """The method to run (``auto`` resolved by ``_memory.choose_method``); raises
+    ``MemoryBudgetError`` before any large allocation when a forced method cannot fit."""
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method != "auto":
-        return method
-    design = problem.design
-    n, d = design.n, design.d
-    m = default_sketch_size(n, d) if sketch_size is None else sketch_size
-    if m >= n:
-        return "exact"
-    # Step costs in multiply-adds of a sparse pass over A (one BLAS flop of a syrk costs
-    # about 0.037 of one; calibrated on 2 cores, see docs/performance.md): an exact step
-    # scatters sum_i nnz_i^2 / 2 products into the Gram (dense A: a syrk) plus about 4
-    # passes over A; a sketched step about 6 passes (the fused gradient + sketch pass,
-    # A p and the O(n) work) plus the m d^2 Gram of the sketch. Exact steps converge
-    # quadratically (about 5 to tol 1e-8), sketched ones linearly (about 17 at m = 8d).
-    nnz = float(design.nnz)
-    if design.sparse:  # an intercept column adds one entry to every row
-        row_nnz = np.diff(design.base.A.indptr).astype(np.float64) + design.intercept
-        gram_exact = 0.5 * float(row_nnz @ row_nnz)
-    else:
-        gram_exact = 0.037 * n * d * d
-    cost_exact = gram_exact + 4.0 * nnz
-    cost_sketch = 6.0 * nnz + 0.037 * m * d * d
-    return "exact" if 5.0 * cost_exact <= 17.0 * cost_sketch else "sketch"
+    if method == "auto":
+        return _memory.choose_method(problem, sketch_size)
+    _memory.check_fits(method, problem, sketch_size)
+    return method
 
 
 def _check_problem(problem):

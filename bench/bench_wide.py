@@ -31,7 +31,8 @@ full      1e6 x 1e5             300 s   4
 ========= ===================== ======= ===========================================
 
 Environment overrides: ``FASTNEWTON_BENCH_WIDE_N``, ``FASTNEWTON_BENCH_WIDE_D``,
-``FASTNEWTON_BENCH_WIDE_CAP``, ``FASTNEWTON_BENCH_WIDE_RACES`` (comma-separated, e.g.
+``FASTNEWTON_BENCH_WIDE_CAP``, ``FASTNEWTON_BENCH_WIDE_THREADS`` (numba/BLAS/OpenMP
+threads of every solver's process), ``FASTNEWTON_BENCH_WIDE_RACES`` (comma-separated, e.g.
 ``unstandardized-binomial``); ``FASTNEWTON_BENCH_WIDE_TABLE=PATH`` appends a Markdown
 table per race there.
 """
@@ -160,6 +161,11 @@ def run_group(npz, specs, cap, workdir, tag):
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(fn.__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    threads = os.environ.get("FASTNEWTON_BENCH_WIDE_THREADS", "").strip()
+    if threads:  # the same thread budget for every solver (numba, BLAS, OpenMP)
+        for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS"):
+            env[var] = threads
     t_start, killed = time.time(), False
     with open(err_path, "w") as err:
         proc = subprocess.Popen([sys.executable, WORKER, npz, spec_path, out_path],
@@ -229,6 +235,7 @@ def run_race(race, sz, size, workdir):
     info = {"race": race, "family": family, "kind": kind, "n": A.shape[0], "d": A.shape[1],
             "nnz": int(A.nnz), "bytes_A_mb": a_bytes / 2**20, "lam": LAM, "tol": TOL,
             "cap": cap, "bench_size": size, "best_objective": best,
+            "threads": os.environ.get("FASTNEWTON_BENCH_WIDE_THREADS", "").strip() or "default",
             "memory_target_mb": (3 * a_bytes + 2**30) / 2**20,
             "load_before": list(load_before), "load_after": list(os.getloadavg()),
             "solvers": sorted(results.values(), key=lambda r: r["solver"])}

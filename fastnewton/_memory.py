@@ -194,6 +194,8 @@ def check_fits(method, problem, sketch_size=None, available=None):
     method fits."""
     s = problem_stats(problem)
     n, d = s["n"], s["d"]
+    if method == "sketch" and sketch_size is not None and sketch_size > n:
+        return 0.0  # an invalid argument: the step model refuses it by name
     kw = dict(itemsize=s["itemsize"], index_itemsize=s["index_itemsize"], sparse=s["sparse"])
     need = method_memory(method, n, d, s["nnz"], sketch_size=sketch_size, **kw)
     avail = available_memory() if available is None else available

@@ -10,8 +10,8 @@ from ._numba_cache import configure_numba_cache as _configure_numba_cache
 _configure_numba_cache()  # before any kernel module is imported (read-only installs)
 
 from . import datasets, hessian, linalg, problems, sketch
-from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
-                         NumericalWarning, ValidationError)
+from .exceptions import (ConvergenceWarning, FastNewtonError, MemoryBudgetError,
+                         NonConvexWarning, NumericalWarning, ValidationError)
 from .newton import NewtonResult, minimize
 from .problems import (AttentionKernelRegression, AttentionRegression, CopyrightRegression, ExpRegression, MultiSoftmaxRegression,
                        GLMRegression, SeparableLoss,
@@ -44,5 +44,6 @@ __all__ = [
     "NonConvexWarning",
     "NumericalWarning",
     "ValidationError",
+    "MemoryBudgetError",
     "__version__",
 ]

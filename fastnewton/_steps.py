@@ -29,7 +29,7 @@ from .linalg._design import ridge_scalar, ridge_value
 from .sketch import CountSketch, RowSampler, leverage_sampler, make_sketch
 
 __all__ = ["Direction", "STEP_MODELS", "default_sketch_size", "ExactStep", "SketchStep",
-           "SampleStep", "PcgStep"]
+           "SampleStep", "PcgStep", "WideStep"]
 
 
 def default_sketch_size(n, d):
@@ -281,5 +281,8 @@ class PcgStep:
                          sketch_size=self.sketch_size if resketched else 0)
 
 
+from ._wide import WideStep  # noqa: E402  (it builds on Direction above)
+
 #: Registry of step models by method name (``minimize(method=...)``).
-STEP_MODELS = {"exact": ExactStep, "sketch": SketchStep, "sample": SampleStep, "pcg": PcgStep}
+STEP_MODELS = {"exact": ExactStep, "sketch": SketchStep, "sample": SampleStep, "pcg": PcgStep,
+               "wide": WideStep}

@@ -3,6 +3,7 @@
 __all__ = [
     "FastNewtonError",
     "ValidationError",
+    "MemoryBudgetError",
     "ConvergenceWarning",
     "NonConvexWarning",
     "NumericalWarning",
@@ -15,6 +16,14 @@ class FastNewtonError(Exception):
 
 class ValidationError(FastNewtonError, ValueError):
     """An argument has the right type but a bad value (shape, finiteness, index range...)."""
+
+
+class MemoryBudgetError(FastNewtonError, MemoryError):
+    """A method would need more memory than is available (checked before allocating).
+
+    The message says how much the method needs, how much is available and which method
+    fits (e.g. ``method='wide'``). A ``MemoryError``, so ``except MemoryError`` catches it.
+    """
 
 
 class ConvergenceWarning(UserWarning):

@@ -30,6 +30,7 @@ from .linalg._design import axpby, curvature_sums, ridge_dot, ridge_value
 from ._convergence import (CONVERGED_DECREMENT, CONVERGED_GRADIENT, LINE_SEARCH_FAILED,
                            MAXITER, MESSAGES, NON_FINITE, REMEDIES, STALLED,
                            STOPPED_BY_CALLBACK, rounding_level, stalled, stop_status)
+from . import _memory
 from ._steps import STEP_MODELS, default_sketch_size
 from ._family_solvers import family_solver, minimize_family
 from .problems import REQUIRED_METHODS
@@ -95,30 +96,14 @@ class NewtonResult(OptimizeResult):
 
 
 def _resolve_method(method, problem, sketch_size):
+    """The method to run (``auto`` resolved by ``_memory.choose_method``); raises
+    ``MemoryBudgetError`` before any large allocation when a forced method cannot fit."""
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method != "auto":
-        return method
-    design = problem.design
-    n, d = design.n, design.d
-    m = default_sketch_size(n, d) if sketch_size is None else sketch_size
-    if m >= n:
-        return "exact"
-    # Step costs in multiply-adds of a sparse pass over A (one BLAS flop of a syrk costs
-    # about 0.037 of one; calibrated on 2 cores, see docs/performance.md): an exact step
-    # scatters sum_i nnz_i^2 / 2 products into the Gram (dense A: a syrk) plus about 4
-    # passes over A; a sketched step about 6 passes (the fused gradient + sketch pass,
-    # A p and the O(n) work) plus the m d^2 Gram of the sketch. Exact steps converge
-    # quadratically (about 5 to tol 1e-8), sketched ones linearly (about 17 at m = 8d).
-    nnz = float(design.nnz)
-    if design.sparse:  # an intercept column adds one entry to every row
-        row_nnz = np.diff(design.base.A.indptr).astype(np.float64) + design.intercept
-        gram_exact = 0.5 * float(row_nnz @ row_nnz)
-    else:
-        gram_exact = 0.037 * n * d * d
-    cost_exact = gram_exact + 4.0 * nnz
-    cost_sketch = 6.0 * nnz + 0.037 * m * d * d
-    return "exact" if 5.0 * cost_exact <= 17.0 * cost_sketch else "sketch"
+    if method == "auto":
+        return _memory.choose_method(problem, sketch_size)
+    _memory.check_fits(method, problem, sketch_size)
+    return method
 
 
 def _has_z_interface(problem):
@@ -156,7 +141,7 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     problem : a fastnewton problem (``fn.ExpRegression`` ...)
     x0 : array_like (d,), optional
         Start; zeros by default.
-    method : {"auto", "exact", "sketch", "sample", "pcg"}
+    method : {"auto", "exact", "sketch", "sample", "pcg", "wide"}
         ``exact``: assembled Hessian (quadratic convergence, ~sum of squared row
         nonzeros per step). ``sketch``: Hessian of a CountSketch of
         :math:`\mathrm{diag}(\sqrt{\beta_+}) A`, drawn once from ``seed`` and kept for all
@@ -167,9 +152,16 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         exact Hessian-vector products, preconditioned by the factor of the sketched
         Hessian (reused across steps while CG stays fast), forcing terms
         ``min(0.5, ‖g‖/‖g0‖)``: quadratic convergence at a few passes over A per step
-        (see ``fastnewton._steps.PcgStep``). ``auto`` picks ``exact`` or ``sketch`` by
-        an estimate of the time to converge (about 5 exact against 17 sketched steps,
-        each step's cost from A's row lengths, nnz(A) and the sketch's m d² Gram).
+        (see ``fastnewton._steps.PcgStep``). ``wide``: Newton-CG on the exact
+        matrix-free Hessian with a Jacobi preconditioner (one pass over A), or a rank-k
+        Nyström correction of it with ``sketch_size=k``; memory O(nnz + k d), nothing
+        d x d (see ``fastnewton._wide.WideStep``). ``auto`` estimates the time and the
+        memory of each method (``fastnewton._memory``): up to d = 2000 it picks ``exact``
+        or ``sketch`` by an estimate of the time to converge (about 5 exact against 17
+        sketched steps, each step's cost from A's row lengths, nnz(A) and the sketch's
+        m d² Gram); beyond, the fastest estimate among the methods that fit in half the
+        available memory. A forced method that does not fit raises
+        :class:`~fastnewton.exceptions.MemoryBudgetError` before allocating.
     sketch : str or sketch object
         Sketch kind for ``method="sketch"``: "countsketch", "sparse-sign", "srht",
         "gaussian" (``fastnewton.sketch.SKETCHES``) or a sketch instance.

@@ -14,6 +14,7 @@ from .exceptions import (ConvergenceWarning, FastNewtonError, NonConvexWarning,
                          NumericalWarning, ValidationError)
 from .newton import NewtonResult, minimize
 from .problems import (AttentionKernelRegression, AttentionRegression, CopyrightRegression, ExpRegression, MultiSoftmaxRegression,
+                       GLMRegression, SeparableLoss,
                        RescaledRegression,
                        ResNetSoftmaxRegression, SoftmaxRegression, TwoLayerRegression)
 
@@ -31,6 +32,8 @@ __all__ = [
     "MultiSoftmaxRegression",
     "AttentionRegression",
     "AttentionKernelRegression",
+    "GLMRegression",
+    "SeparableLoss",
     "datasets",
     "hessian",
     "linalg",

@@ -25,6 +25,7 @@ from .exceptions import ValidationError
 from .hessian import HessianOperator, SketchPreconditioner, gram, sketched_gram
 from .hessian._gram import hessian_from_sketch
 from .linalg import pcg, shifted_cholesky
+from .linalg._design import ridge_scalar, ridge_value
 from .sketch import CountSketch, RowSampler, leverage_sampler, make_sketch
 
 __all__ = ["Direction", "STEP_MODELS", "default_sketch_size", "ExactStep", "SketchStep",
@@ -127,7 +128,7 @@ class SketchStep(_FactoredStep):
                                                out=self._buf)
         self._model = (parts, None)
         timings["sketch"] += time.perf_counter() - t0
-        return f + 0.5 * prob.lam * float(x @ x), Atg + prob.lam * x, parts
+        return f + ridge_value(prob.lam, x), Atg + prob.lam * x, parts
 
     def direction(self, parts, g, timings, shift=0.0):
         if self._model[0] is not parts or self._model[1] is None:
@@ -172,7 +173,7 @@ class SampleStep(_FactoredStep):
             t0 = time.perf_counter()
             beta_plus = parts.beta_plus()
             S = leverage_sampler(self.problem.design, self.sketch_size, row_weights=beta_plus,
-                                 seed=self.rng, ridge=self.problem.lam)
+                                 seed=self.rng, ridge=ridge_scalar(self.problem.lam))
             self._model = (parts, sketched_gram(self.problem.design, parts, S,
                                                 ridge=self.problem.lam))
             timings["sketch"] += time.perf_counter() - t0
@@ -255,7 +256,7 @@ class PcgStep:
         elif self._needs_refactor():
             self.precond.update(parts, ridge=ridge)
             resketched = True
-        elif ridge != self.precond.ridge:
+        elif not np.array_equal(ridge, self.precond.ridge):
             self.precond.update(ridge=ridge)
             refactored = True
         if resketched:

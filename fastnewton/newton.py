@@ -26,7 +26,7 @@ from scipy.optimize import OptimizeResult
 from ._validation import check_rng, check_scalar, check_x
 from ._state import NewtonState, check_resume
 from .exceptions import ConvergenceWarning, ValidationError
-from .linalg._design import axpby, curvature_sums
+from .linalg._design import axpby, curvature_sums, ridge_dot, ridge_value
 from ._steps import STEP_MODELS, default_sketch_size
 from .problems import REQUIRED_METHODS
 
@@ -111,8 +111,8 @@ def _resolve_method(method, problem, sketch_size):
     # A p and the O(n) work) plus the m d^2 Gram of the sketch. Exact steps converge
     # quadratically (about 5 to tol 1e-8), sketched ones linearly (about 17 at m = 8d).
     nnz = float(design.nnz)
-    if design.sparse:
-        row_nnz = np.diff(design.A.indptr).astype(np.float64)
+    if design.sparse:  # an intercept column adds one entry to every row
+        row_nnz = np.diff(design.base.A.indptr).astype(np.float64) + design.intercept
         gram_exact = 0.5 * float(row_nnz @ row_nnz)
     else:
         gram_exact = 0.037 * n * d * d
@@ -380,7 +380,7 @@ def _evaluate(problem, stepper, x, z, timings, t0=None, pre=None):
         out = fused(x, z, timings, pre=pre)
     if out is None and pre is not None:
         loss, gz, parts = pre
-        out = (loss + 0.5 * problem.lam * float(x @ x),
+        out = (loss + ridge_value(problem.lam, x),
                problem.design.rmatvec(gz) + problem.lam * x, parts)
     if out is None:
         out = _objective_and_gradient(problem, x, z) + (None,)
@@ -391,7 +391,7 @@ def _evaluate(problem, stepper, x, z, timings, t0=None, pre=None):
 def _objective_and_gradient(problem, x, z):
     f, gz = problem.loss_grad_z(z)
     g = problem.design.rmatvec(gz) + problem.lam * x
-    return f + 0.5 * problem.lam * float(x @ x), g
+    return f + ridge_value(problem.lam, x), g
 
 
 def _direction(stepper, parts, g, gnorm, timings, shift=None):
@@ -461,7 +461,7 @@ def _gradreg_step(problem, stepper, parts, x, z, f, g, gnorm, gamma, dtol, max_t
         t0 = time.perf_counter()
         z_t = z + problem.design.matvec(p)
         x_t = x + p
-        f_t = problem.loss_z(z_t) + 0.5 * problem.lam * float(x_t @ x_t)
+        f_t = problem.loss_z(z_t) + ridge_value(problem.lam, x_t)
         ok = False
         if np.isfinite(f_t):
             f_t, g_t = _objective_and_gradient(problem, x_t, z_t)
@@ -479,8 +479,8 @@ def _curvatures(parts, lam, u, Au, v, Av):
     """``(u^T H u, u^T H v, v^T H v)`` for the exact Hessian H = A^T B A + lam I, given
     A u and A v: one O(n) pass (:func:`~fastnewton.linalg._design.curvature_sums`)."""
     suu, suv, svv, Uu, Uv = curvature_sums(parts.beta, Au, Av, parts.U)
-    cuu, cuv, cvv = (suu + lam * float(u @ u), suv + lam * float(u @ v),
-                     svv + lam * float(v @ v))
+    cuu, cuv, cvv = (suu + ridge_dot(lam, u, u), suv + ridge_dot(lam, u, v),
+                     svv + ridge_dot(lam, v, v))
     if parts.U is not None:
         CUv = parts.C @ Uv
         cuu += float(Uu @ (parts.C @ Uu))
@@ -565,7 +565,7 @@ def _armijo(problem, x, z, f, g, gnorm, p, Ap, gp, c1, max_backtracks, t_init=1.
         x_t = x + t * p
         pre = problem.loss_grad_parts_z(z_t) if first_full and trial == 1 else None
         loss_t = problem.loss_z(z_t) if pre is None else pre[0]
-        f_t = loss_t + 0.5 * lam * float(x_t @ x_t)
+        f_t = loss_t + ridge_value(lam, x_t)
         if np.isfinite(f_t):
             if f_t <= f + c1 * t * gp:
                 return t, f_t, z_t, x_t, None, trial, pre

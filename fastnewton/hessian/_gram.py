@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_scalar
 from ..exceptions import ValidationError
-from ..linalg._design import as_design
+from ..linalg._design import add_ridge, as_design, check_ridge
 from ..linalg._tallgram import tall_gram
 from . import _kernels
 from ._parts import DiagLowRank
@@ -31,6 +30,15 @@ def weighted_gram(A, beta):
     beta = np.ascontiguousarray(beta, dtype=np.float64)
     if beta.shape != (design.n,):
         raise ValidationError(f"beta must have shape ({design.n},), got {beta.shape}")
+    if design.intercept:  # [[A^T D A, A^T beta], [beta^T A, sum beta]]
+        d = design.d
+        G = np.empty((d, d))
+        G[:-1, :-1] = weighted_gram(design.base, beta)
+        col = design.base.rmatvec(beta)
+        G[:-1, -1] = col
+        G[-1, :-1] = col
+        G[-1, -1] = float(np.sum(beta))
+        return G
     if not design.sparse:
         G = design.A.T @ (beta[:, None] * design.A)
         _kernels.mirror_upper(G)  # BLAS does not return an exactly symmetric product
@@ -74,9 +82,7 @@ def _add_low_rank_and_ridge(G, design, parts, ridge):
         G += AU @ parts.C @ AU.T
     if parts.U is not None or not design.sparse:
         _kernels.mirror_upper(G)  # BLAS products are symmetric only up to rounding
-    if ridge:
-        G[np.diag_indices_from(G)] += ridge
-    return G
+    return add_ridge(G, ridge)
 
 
 def gram(A, parts, ridge=0.0):
@@ -87,8 +93,9 @@ def gram(A, parts, ridge=0.0):
     A : sparse matrix, ndarray (n, d) or ``Design``
     parts : DiagLowRank
         Sample-space Hessian ``B = diag(beta) + U C U^T``; beta may be negative.
-    ridge : float
-        Added to the diagonal (the ``lam`` of the problems).
+    ridge : float or ndarray (d,)
+        Added to the diagonal (the ``lam`` of the problems; a vector is a
+        per-coordinate ridge).
 
     Returns
     -------
@@ -97,7 +104,7 @@ def gram(A, parts, ridge=0.0):
     """
     design = as_design(A)
     _check_parts(design, parts)
-    check_scalar(ridge, "ridge")
+    ridge = check_ridge(ridge, design.d)
     G = weighted_gram(design, parts.beta)
     return _add_low_rank_and_ridge(G, design, parts, ridge)
 
@@ -126,7 +133,7 @@ def sketched_gram(A, parts, sketch, ridge=0.0, out=None):
     """
     design = as_design(A)
     _check_parts(design, parts)
-    check_scalar(ridge, "ridge")
+    ridge = check_ridge(ridge, design.d)
     SA = sketch.apply(design, row_weights=parts.beta_plus(), out=out)
     return hessian_from_sketch(SA, design, parts, ridge)
 

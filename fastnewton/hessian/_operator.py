@@ -7,9 +7,8 @@ import copy
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from .._validation import check_scalar
 from ..exceptions import ValidationError
-from ..linalg._design import as_design, n_row_blocks
+from ..linalg._design import as_design, check_ridge, n_row_blocks, ridge_scalar
 from . import _kernels
 from ._gram import _check_parts
 
@@ -67,8 +66,9 @@ class HessianOperator(SymmetricOperator):
     parts : DiagLowRank
         Sample-space Hessian ``B = diag(beta) + U C U^T`` (beta may be negative: H is
         then symmetric but possibly indefinite).
-    ridge : float
-        Multiple of the identity added (the ``lam`` of the problems).
+    ridge : float or ndarray (d,)
+        Multiple of the identity added (the ``lam`` of the problems), or a
+        per-coordinate diagonal.
 
     Examples
     --------
@@ -85,7 +85,7 @@ class HessianOperator(SymmetricOperator):
         _check_parts(design, parts)
         self.design = design
         self.parts = parts
-        self.ridge = float(check_scalar(ridge, "ridge"))
+        self.ridge = check_ridge(ridge, design.d)
         self._AU = None if parts.U is None else design.rmatmat(parts.U)
         super().__init__(dtype=np.dtype(np.float64), shape=(design.d, design.d))
 
@@ -101,7 +101,7 @@ class HessianOperator(SymmetricOperator):
         out, t = self.design.normal_matvec(self.parts.beta, p)
         if self._AU is not None:
             out += self._low_rank(t[:, None])[:, 0]
-        if self.ridge:
+        if isinstance(self.ridge, np.ndarray) or self.ridge:
             out += self.ridge * p
         return out
 
@@ -111,7 +111,10 @@ class HessianOperator(SymmetricOperator):
     def _matmat(self, P):
         P = np.asarray(P, dtype=np.float64)
         design, beta = self.design, self.parts.beta
-        if not design.sparse:
+        if design.intercept:  # [A, 1]: two passes (matmat, rmatmat), no copy of A
+            T = design.matmat(P)
+            out = design.rmatmat(beta[:, None] * T)
+        elif not design.sparse:
             T = design.A @ P
             out = design.A.T @ (beta[:, None] * T)
         else:
@@ -131,16 +134,18 @@ class HessianOperator(SymmetricOperator):
                 T[:, c0:c1] = Tc
         if self._AU is not None:
             out += self._low_rank(T)
-        if self.ridge:
+        if isinstance(self.ridge, np.ndarray):
+            out += self.ridge[:, None] * P
+        elif self.ridge:
             out += self.ridge * P
         return out
 
     def with_ridge(self, ridge):
         """The same operator with another ridge (shares A, the parts and A^T U)."""
         new = copy.copy(self)
-        new.ridge = float(check_scalar(ridge, "ridge"))
+        new.ridge = check_ridge(ridge, self.shape[0])
         return new
 
     def __repr__(self):
         return (f"HessianOperator(d={self.shape[0]}, n={self.design.n}, "
-                f"rank={self.parts.rank}, ridge={self.ridge:g})")
+                f"rank={self.parts.rank}, ridge={ridge_scalar(self.ridge):g})")

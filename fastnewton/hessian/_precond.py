@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validation import check_scalar
 from ..exceptions import ValidationError
-from ..linalg._design import as_design
+from ..linalg._design import as_design, check_ridge, ridge_scalar
 from ..linalg._factor import shifted_cholesky
 from ._gram import _check_parts, sketched_gram
 from ._operator import SymmetricOperator
@@ -51,7 +51,8 @@ class SketchPreconditioner(SymmetricOperator):
         A sketch with ``apply(A, row_weights=..., out=...)`` and ``shape == (m, n)``, or a
         name from ``fastnewton.sketch.SKETCHES`` (then drawn with ``sketch_size`` and
         ``seed``). The sketch is kept for every :meth:`update`.
-    ridge : float
+    ridge : float or ndarray (d,)
+        Added to the diagonal (a vector: a per-coordinate ridge).
     sketch_size : int, optional
         Rows of a sketch given by name; default :func:`default_preconditioner_size`.
     seed : None, int, SeedSequence or Generator
@@ -96,7 +97,7 @@ class SketchPreconditioner(SymmetricOperator):
         self.shift = 0.0
         self.n_factorizations = 0
         self.sketch_time = self.factor_time = 0.0
-        self.ridge = float(check_scalar(ridge, "ridge"))
+        self.ridge = check_ridge(ridge, d)
         super().__init__(dtype=np.dtype(np.float64), shape=(d, d))
         self.update(parts)
 
@@ -115,12 +116,12 @@ class SketchPreconditioner(SymmetricOperator):
             self._G = sketched_gram(self.design, parts, self.sketch, ridge=0.0, out=self._buf)
             self.sketch_time = time.perf_counter() - t0
         if ridge is not None:
-            self.ridge = float(check_scalar(ridge, "ridge"))
+            self.ridge = check_ridge(ridge, self.shape[0])
         if self._G is None:
             raise ValidationError("update needs parts the first time")
         t0 = time.perf_counter()
         H = self._G.copy()
-        H[np.diag_indices_from(H)] += self.ridge
+        H[np.diag_indices_from(H)] += self.ridge  # a float or a per-coordinate vector
         self._fac = shifted_cholesky(H)
         self.shift = float(self._fac.shift)
         self.n_factorizations += 1
@@ -139,4 +140,4 @@ class SketchPreconditioner(SymmetricOperator):
 
     def __repr__(self):
         return (f"SketchPreconditioner(d={self.shape[0]}, sketch_size={self.sketch_size}, "
-                f"ridge={self.ridge:g}, shift={self.shift:g})")
+                f"ridge={ridge_scalar(self.ridge):g}, shift={self.shift:g})")

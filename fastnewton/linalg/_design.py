@@ -14,7 +14,8 @@ from .._validation import check_matrix
 from ..exceptions import ValidationError
 from . import _kernels
 
-__all__ = ["Design", "as_design", "n_row_blocks", "fixed_dot", "axpby"]
+__all__ = ["Design", "InterceptDesign", "as_design", "n_row_blocks", "fixed_dot", "axpby",
+           "ridge_value", "ridge_dot", "add_ridge", "check_ridge", "ridge_scalar"]
 
 #: Upper bound on the number of row blocks of a reduction (buffers are blocks x d).
 MAX_ROW_BLOCKS = 64
@@ -98,6 +99,9 @@ class Design:
     call it concurrently.
     """
 
+    #: True for a design with an implicit column of ones (:class:`InterceptDesign`).
+    intercept = False
+
     def __init__(self, A, name="A"):
         A = check_matrix(A, name)
         self.sparse = sp.issparse(A)
@@ -109,6 +113,16 @@ class Design:
         self.dtype = A.dtype
         self._csc = None
         self._buf = None
+
+    @property
+    def base(self):
+        """The design of the feature matrix itself (``self``; an intercept design's A)."""
+        return self
+
+    @property
+    def n_features(self):
+        """Columns of the feature matrix A (``d``; ``d - 1`` with an intercept column)."""
+        return self.d
 
     # -- one-off layouts -------------------------------------------------------------
     @property
@@ -206,3 +220,165 @@ class Design:
 def as_design(A, name="A"):
     """Return ``A`` if it already is a :class:`Design`, else validate and wrap it."""
     return A if isinstance(A, Design) else Design(A, name)
+
+
+class InterceptDesign(Design):
+    r"""The design ``[A, 1]``: A with an implicit, trailing column of ones.
+
+    The ones column is never stored: every product handles it in the same pass over A
+    or in one extra O(n) pass over a vector, so an intercept costs no copy of A. The
+    validated A and its one-off layouts (CSC copy, sketch layouts) are those of the
+    base :class:`Design` of A (``as_design(A)``), shared with every other user of A.
+
+    Parameters
+    ----------
+    A : sparse matrix/array, 2-D array_like or :class:`Design` (without intercept), shape (n, p)
+
+    Attributes
+    ----------
+    base : Design
+        The design of A alone.
+    A : CSR array or ndarray (n, p)
+        The feature matrix, **without** the ones column.
+    d : int
+        ``p + 1``: the length of x = [coef, intercept].
+    n_features : int
+        ``p``.
+
+    Notes
+    -----
+    Sums over the n rows of the ones column (``sum(y)`` in :meth:`rmatvec`) are
+    computed in a fixed order (numpy's pairwise summation, or fixed row blocks inside
+    the kernels), so results are bitwise the same for any thread count.
+    """
+
+    intercept = True
+
+    def __init__(self, A, name="A"):
+        if isinstance(A, InterceptDesign):
+            raise ValidationError(f"{name} already has an intercept column")
+        base = as_design(A, name)
+        self._base = base
+        self.sparse = base.sparse
+        self.A = base.A
+        self.n = base.n
+        self.d = base.d + 1
+        self.shape = (self.n, self.d)
+        self.dtype = base.dtype
+        self._csc = None
+        self._buf = None
+
+    @property
+    def base(self):
+        return self._base
+
+    @property
+    def n_features(self):
+        return self.d - 1
+
+    @property
+    def nnz(self):
+        """Stored entries of A plus the n entries of the ones column."""
+        return self._base.nnz + self.n
+
+    def csc_arrays(self):
+        raise TypeError("an intercept design has no CSC arrays of its own; "
+                        "use design.base.csc_arrays() and handle the ones column")
+
+    def matvec(self, x, out=None):
+        """Return ``A @ x[:-1] + x[-1]`` (float64, length n)."""
+        x = self._vec(x, self.d, "x")
+        out = self._base.matvec(x[:-1], out=out)
+        out += x[-1]
+        return out
+
+    def rmatvec(self, y, out=None):
+        """Return ``[A.T @ y, sum(y)]`` (float64, length d)."""
+        y = self._vec(y, self.n, "y")
+        if out is None:
+            out = np.empty(self.d)
+        self._base.rmatvec(y, out=out[:-1])
+        out[-1] = float(np.sum(y))
+        return out
+
+    def normal_matvec(self, beta, p):
+        """Return ``([A, 1].T @ (beta * t), t)`` with ``t = A @ p[:-1] + p[-1]``, in one
+        pass over a sparse A."""
+        beta = self._vec(beta, self.n, "beta")
+        p = self._vec(p, self.d, "p")
+        if not self.sparse:
+            t = self.matvec(p)
+            return self.rmatvec(beta * t), t
+        A = self.A
+        t = np.empty(self.n)
+        out = np.empty(self.d)
+        buf = self._base._buffer()
+        sbuf = np.empty(buf.shape[0])
+        _kernels.csr_normal_matvec_bias(A.indptr, A.indices, A.data, beta, p[:-1],
+                                        float(p[-1]), buf, sbuf, out[:-1], t)
+        out[-1] = float(np.sum(sbuf))  # block sums added in block order
+        return out, t
+
+    def matmat(self, P):
+        """Return ``A @ P[:-1] + P[-1]`` for a (d, k) array (float64, (n, k))."""
+        P = np.asarray(P, dtype=np.float64)
+        if P.ndim != 2 or P.shape[0] != self.d:
+            raise ValidationError(f"P must have shape ({self.d}, k), got {P.shape}")
+        out = self._base.matmat(P[:-1])
+        out += P[-1]
+        return out
+
+    def rmatmat(self, U):
+        """Return ``[A, 1].T @ U`` for an (n, k) array (float64, (d, k))."""
+        U = np.asarray(U, dtype=np.float64)
+        if U.ndim != 2 or U.shape[0] != self.n:
+            raise ValidationError(f"U must have shape ({self.n}, k), got {U.shape}")
+        out = np.empty((self.d, U.shape[1]))
+        out[:-1] = self._base.rmatmat(U)
+        out[-1] = np.sum(U, axis=0)
+        return out
+
+    def __repr__(self):
+        return f"InterceptDesign(n={self.n}, n_features={self.n_features})"
+
+
+# -- ridges: a float (every coordinate) or a float64 vector of length d (per coordinate) --
+
+def check_ridge(ridge, d=None, name="ridge"):
+    """A ridge as the engine stores it: a float, or a finite non-negative float64 (d,) array."""
+    if isinstance(ridge, np.ndarray) and ridge.ndim == 1:
+        r = np.ascontiguousarray(ridge, dtype=np.float64)
+        if d is not None and r.shape != (d,):
+            raise ValidationError(f"{name} must be a float or have shape ({d},), got {r.shape}")
+        if not np.isfinite(r).all() or (r < 0).any():
+            raise ValidationError(f"{name} must be finite and non-negative")
+        return r
+    from .._validation import check_scalar
+    return float(check_scalar(ridge, name))
+
+
+def ridge_value(lam, x):
+    """``0.5 * sum(lam * x * x)``: the ridge term of an objective (scalar or vector lam)."""
+    if isinstance(lam, np.ndarray):
+        return 0.5 * float(np.dot(lam * x, x))
+    return 0.5 * lam * float(x @ x)
+
+
+def ridge_dot(lam, u, v):
+    """``u^T diag(lam) v`` (scalar or vector lam)."""
+    if isinstance(lam, np.ndarray):
+        return float(np.dot(lam * u, v))
+    return lam * float(u @ v)
+
+
+def add_ridge(H, lam):
+    """Add the ridge to the diagonal of the square array H in place; returns H."""
+    if isinstance(lam, np.ndarray) or lam:
+        H[np.diag_indices_from(H)] += lam
+    return H
+
+
+def ridge_scalar(lam):
+    """One number for a ridge (its largest entry): where only a scalar makes sense
+    (ridge leverage scores, reports)."""
+    return float(np.max(lam)) if isinstance(lam, np.ndarray) else float(lam)

@@ -11,7 +11,8 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["csr_matvec", "csr_rmatvec", "csr_rmatvec2", "csr_normal_matvec", "sum_blocks",
-           "dot_blocks", "curvature_blocks", "csr_row_sq_norms", "axpby"]
+           "dot_blocks", "curvature_blocks", "csr_row_sq_norms", "axpby",
+           "csr_normal_matvec_bias"]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -26,10 +27,11 @@ def csr_matvec(indptr, indices, data, x, out):
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
-def csr_row_sq_norms(indptr, indices, data, M, out):
-    """out[i] = ‖(A M)_i‖² for a dense (d, k) M, without forming A M: each row's k-vector
-    is accumulated in a per-block buffer (rows of a block in order, one thread each), its
-    squared norm summed with eight interleaved accumulators."""
+def csr_row_sq_norms(indptr, indices, data, M, bias, out):
+    """out[i] = ‖(A M)_i + bias‖² for a dense (d, k) M and a (k,) bias (zeros: no bias;
+    the ones column of an intercept design: the last row of its M), without forming A M:
+    each row's k-vector is accumulated in a per-block buffer (rows of a block in order,
+    one thread each), its squared norm summed with eight interleaved accumulators."""
     n = indptr.shape[0] - 1
     k = M.shape[1]
     rows = 256
@@ -38,7 +40,7 @@ def csr_row_sq_norms(indptr, indices, data, M, out):
         acc = np.empty(8)
         for i in range(blk * rows, min(n, (blk + 1) * rows)):
             for j in range(k):
-                t[j] = 0.0
+                t[j] = bias[j]
             for kk in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
                 v = data[kk]
                 mrow = M[np.uint64(indices[kk])]
@@ -205,4 +207,32 @@ def csr_normal_matvec(indptr, indices, data, beta, p, buf, out, t):
             if s != 0.0:
                 for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
                     row[np.uint64(indices[k])] += data[k] * s
+    sum_blocks(buf, out)
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
+def csr_normal_matvec_bias(indptr, indices, data, beta, p, c, buf, sbuf, out, t):
+    """:func:`csr_normal_matvec` for the design [A, 1]: t = A p + c, out = A^T (beta * t)
+    and ``sbuf[b]`` the sum of beta * t over row block b (add them in block order for the
+    ones column), in one pass over A."""
+    n = indptr.shape[0] - 1
+    nb, d = buf.shape
+    step = (n + nb - 1) // nb
+    for b in prange(nb):
+        row = buf[b]
+        for j in range(d):
+            row[j] = 0.0
+        ssum = 0.0
+        for i in range(b * step, min(n, (b + 1) * step)):
+            acc = 0.0
+            for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+                acc += data[k] * p[np.uint64(indices[k])]
+            acc += c
+            t[i] = acc
+            s = beta[i] * acc
+            ssum += s
+            if s != 0.0:
+                for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+                    row[np.uint64(indices[k])] += data[k] * s
+        sbuf[b] = ssum
     sum_blocks(buf, out)

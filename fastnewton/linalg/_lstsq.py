@@ -196,7 +196,9 @@ def lstsq(A, b, *, sketch=PREFERRED_SKETCH, sketch_size=None, rtol=1e-14, maxite
             raise ValueError(f"unknown sketch {sketch!r}; choose one of {sorted(SKETCHES)}")
     if m >= n and isinstance(sketch, str):
         kind = "exact-qr"
-        SA = design.A.toarray() if design.sparse else np.array(design.A, dtype=np.float64)
+        SA = design.base.A.toarray() if design.sparse else np.array(design.base.A, dtype=np.float64)
+        if design.intercept:  # the exact QR densifies A anyway
+            SA = np.column_stack([SA, np.ones(n)])
         Sb = b
     else:
         kind = _resolve_sketch(sketch)
@@ -204,7 +206,7 @@ def lstsq(A, b, *, sketch=PREFERRED_SKETCH, sketch_size=None, rtol=1e-14, maxite
         if not isinstance(kind, str):
             kind = type(S).__name__
         # one application: skip any one-off layout a sketch may build for a Design
-        SA = S.apply(design.A if design.sparse else design)
+        SA = S.apply(design.A if design.sparse and not design.intercept else design)
         Sb = S.apply(b)
     timings["sketch"] = time.perf_counter() - t0
 

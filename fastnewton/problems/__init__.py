@@ -5,8 +5,10 @@ from .attention import AttentionRegression
 from .attention_kernel import AttentionKernelRegression
 from .copyright import CopyrightRegression
 from .exp import ExpRegression, convexity_bound
+from .glm import GLMRegression
 from .multisoftmax import KroneckerPreconditioner, MultiSoftmaxRegression
 from .rescaled import RescaledRegression
+from .separable import SeparableLoss
 from .resnet import ResNetSoftmaxRegression
 from .softmax import SOFTMAX_CONVEXITY_W2, SoftmaxRegression
 from .twolayer import ACTIVATIONS, TwoLayerRegression
@@ -15,7 +17,7 @@ __all__ = ["Problem", "ExpRegression", "SoftmaxRegression", "RescaledRegression"
            "ResNetSoftmaxRegression", "CopyrightRegression", "TwoLayerRegression",
            "ACTIVATIONS", "MultiSoftmaxRegression", "KroneckerPreconditioner",
            "AttentionRegression", "AttentionKernelRegression", "convexity_bound", "SOFTMAX_CONVEXITY_W2", "PROBLEMS",
-           "REQUIRED_METHODS"]
+           "REQUIRED_METHODS", "GLMRegression", "SeparableLoss"]
 
 #: Registry of the problem families by short name.
 PROBLEMS = {
@@ -28,4 +30,5 @@ PROBLEMS = {
     "multisoftmax": MultiSoftmaxRegression,
     "attention": AttentionRegression,
     "attention_kernel": AttentionKernelRegression,
+    "glm": GLMRegression,
 }

@@ -39,7 +39,7 @@ import numpy as np
 from .._validation import check_scalar, check_weights, check_x
 from ..hessian import DiagLowRank, gram
 from ..linalg import as_design
-from ..linalg._design import fixed_dot
+from ..linalg._design import fixed_dot, ridge_scalar, ridge_value
 
 __all__ = ["Problem", "REQUIRED_METHODS"]
 
@@ -196,7 +196,7 @@ class Problem:
     def fun(self, x):
         """Objective L(x) (``inf`` where it overflows)."""
         x, z = self._z(x)
-        return self.loss_z(z) + 0.5 * self.lam * float(x @ x)
+        return self.loss_z(z) + ridge_value(self.lam, x)
 
     def jac(self, x):
         """Gradient of L at x, shape (d,)."""
@@ -224,4 +224,4 @@ class Problem:
         return gram(self.design, self.hessian_parts(x), ridge=self.lam)
 
     def __repr__(self):
-        return f"{type(self).__name__}(n={self.n}, d={self.d}, lam={self.lam:g})"
+        return f"{type(self).__name__}(n={self.n}, d={self.d}, lam={ridge_scalar(self.lam):g})"

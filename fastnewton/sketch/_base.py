@@ -26,13 +26,21 @@ class SketchInput:
     """A validated input of a sketch: a :class:`Design` (CSR or dense float64) and sqrt(w).
 
     ``vector`` records that a 1-D input was given (the result is then 1-D too);
-    ``sqrt_w`` is an empty array when there are no row weights.
+    ``sqrt_w`` is an empty array when there are no row weights. For an
+    :class:`~fastnewton.linalg.InterceptDesign` ``design`` is the design of A alone,
+    ``ones`` is True and ``d`` counts the ones column: sketches fill the first
+    ``design.d`` columns of the output from A, and :meth:`Sketch.apply` the last one
+    with the sketch of ``sqrt_w`` (one O(n) pass, no copy of A).
     """
 
     def __init__(self, A, n_rows, row_weights, name="A"):
         self.vector = False
+        self.ones = False
         self.from_design = isinstance(A, Design)
-        if self.from_design:
+        if self.from_design and A.intercept:
+            self.ones = True
+            design = A.base
+        elif self.from_design:
             design = A
         elif not sp.issparse(A) and np.ndim(A) == 1:
             self.vector = True
@@ -42,7 +50,7 @@ class SketchInput:
         if design.n != n_rows:
             raise ValidationError(f"{name} has {design.n} rows but the sketch expects {n_rows}")
         self.design = design
-        self.d = design.d
+        self.d = design.d + self.ones
         if row_weights is None:
             self.sqrt_w = _EMPTY
             return
@@ -112,7 +120,14 @@ class Sketch:
         out = _output(out, self.sketch_size, inp.d, inp.vector)
         out[...] = 0.0
         self._apply(inp, out)
+        if inp.ones:
+            out[:, -1] = self.apply(self._ones_column(inp))
         return out[:, 0] if inp.vector else out
+
+    @staticmethod
+    def _ones_column(inp):
+        """diag(sqrt(w)) 1: the weighted column of ones of an intercept design."""
+        return inp.sqrt_w if inp.sqrt_w.size else np.ones(inp.design.n)
 
     def __matmul__(self, A):
         return self.apply(A)
@@ -255,6 +270,10 @@ class RowSketch(Sketch):
         else:
             cols = self._columns(int(row_start), n_rows)
         self._apply_block(inp, cols, out)
+        if inp.ones:  # the block's share of S diag(sqrt(w)) 1
+            col = np.zeros((self.sketch_size, 1))
+            self._apply_block(SketchInput(self._ones_column(inp), n_rows, None), cols, col)
+            out[:, -1] += col[:, 0]
         return out[:, 0] if inp.vector else out
 
     def to_sparse(self):

@@ -117,19 +117,24 @@ class CountSketch(RowSketch):
         inp = SketchInput(design, self.n, row_weights)
         out = _output(out, self.sketch_size, inp.d, False)
         out[...] = 0.0
-        indptr, indices, data = self._reordered(design)
+        base = inp.design  # A itself; an intercept's ones column is added below
+        indptr, indices, data = self._reordered(base)
         coef = self._sorted_coef(inp)
         y_sorted = np.empty(self.n)
         _kernels.gather(y, self._order, y_sorted)
-        gbuf = np.empty((min(self.sketch_size, RMATVEC_GROUPS), inp.d))
+        gbuf = np.empty((min(self.sketch_size, RMATVEC_GROUPS), base.d))
         _kernels.countsketch_rmatvec_sorted_csr(indptr, indices, data, self._bucket_ptr, coef,
                                                 y_sorted, gbuf, out)
         g = np.empty(inp.d)
-        sum_blocks(gbuf, g)
+        sum_blocks(gbuf, g[:base.d])
+        if inp.ones:
+            out[:, -1] = self.apply(self._ones_column(inp))
+            g[-1] = float(np.sum(y))
         return out, g
 
     def _reordered(self, design):
         """A's rows grouped by bucket (built on first use for this design, then reused)."""
+        design = design.base
         if self._layout is None or self._layout[0] is not design:
             A = design.A
             lengths = np.diff(A.indptr)[self._order]
@@ -147,5 +152,5 @@ class CountSketch(RowSketch):
         if not isinstance(design, Design):
             raise TypeError(f"design must be a fastnewton Design, got {type(design).__name__}")
         if design.sparse and self.reorder:
-            self._reordered(design)
+            self._reordered(design.base)
         return self

@@ -32,13 +32,16 @@ def _row_sq_norms(design, M):
     """Squared row norms of A M (never an n x k temporary): a numba pass over sparse A,
     BLAS by row blocks for dense A."""
     out = np.empty(design.n)
+    bias = np.zeros(M.shape[1])
+    if design.intercept:  # rows [a_i, 1] of [A, 1]: a_i M[:-1] + M[-1]
+        M, bias = M[:-1], np.ascontiguousarray(M[-1])
     if design.sparse:
         A = design.A
-        _kernels.csr_row_sq_norms(A.indptr, A.indices, A.data, np.ascontiguousarray(M), out)
+        _kernels.csr_row_sq_norms(A.indptr, A.indices, A.data, np.ascontiguousarray(M), bias, out)
         return out
     for r0 in range(0, design.n, _NORM_BLOCK):
         r1 = min(design.n, r0 + _NORM_BLOCK)
-        B = np.asarray(design.A[r0:r1] @ M)
+        B = np.asarray(design.A[r0:r1] @ M) + bias
         out[r0:r1] = np.einsum("ij,ij->i", B, B)
     return out
 

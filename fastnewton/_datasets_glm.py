@@ -341,6 +341,10 @@ def make_glm(n, d, *, family="binomial", power=None, nnz_per_row=20, column_popu
             row_of = np.repeat(np.arange(n), np.diff(A.indptr))
             A.data[np.isin(row_of, hl_rows)] *= leverage_scale
     eta = A @ coef0 + intercept
+    # y (and the weights) before the column transform: the same seed gives the same y
+    # whatever column_scale, standardize and canonical are.
+    y = _draw_y(family, power, eta, dispersion, rng)
+    sample_weight = rng.uniform(0.5, 2.0, size=n) if weighted else None
 
     # Column transform A = (A0 - center) * mult, so coef = coef0 / mult and the
     # intercept absorbs center . coef0 (same eta).
@@ -365,8 +369,6 @@ def make_glm(n, d, *, family="binomial", power=None, nnz_per_row=20, column_popu
     coef = coef0 / mult
     true_intercept = float(intercept + center @ coef0)
 
-    y = _draw_y(family, power, eta, dispersion, rng)
-    sample_weight = rng.uniform(0.5, 2.0, size=n) if weighted else None
 
     if not dense and not canonical:
         A = _non_canonical(A, rng)

@@ -37,12 +37,14 @@ except ImportError:  # pragma: no cover - older scikit-learn
     def _validate_data(est, X="no_validation", y="no_validation", **kw):
         return est._validate_data(X, y, **kw)
 
+from ._sklearn_glm import GammaRegressor, LogisticRegression, PoissonRegressor, TweedieRegressor
 from .exceptions import ConvergenceWarning
 from .newton import minimize
 from .problems import PROBLEMS
 from .problems.exp import _FUNCS, convexity_bound
 
-__all__ = ["ExpRegressor", "SoftmaxRegressor"]
+__all__ = ["ExpRegressor", "SoftmaxRegressor", "LogisticRegression", "PoissonRegressor",
+           "GammaRegressor", "TweedieRegressor"]
 
 _ACCEPT_SPARSE = ("csr", "csc", "coo")
 

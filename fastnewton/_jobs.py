@@ -166,12 +166,13 @@ class Job:
         return value
 
     def _labels_from_svmlight(self, accepted):
-        """An svmlight A carries its labels: use them as b when b is not given."""
+        """An svmlight A carries its labels: use them as b (y for a GLM) when not given."""
         A = self.inputs.get("A")
-        if A and "b" in accepted and "b" not in self.kwargs:
+        target = "b" if "b" in accepted else "y" if "y" in accepted else None
+        if A and target and target not in self.kwargs:
             path, key = fio.split_key(A["path"])
             if fio.file_format(path) == "svmlight" and key is None:
-                self.kwargs["b"] = self._load("b", path + ":labels")
+                self.kwargs[target] = self._load(target, path + ":labels")
 
     def build(self):
         """Construct the problem (validation errors of the family propagate)."""

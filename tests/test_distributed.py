@@ -186,3 +186,31 @@ def test_dead_scheduler_address():
     with pytest.raises(OSError, match="could not connect"):
         DistributedProblem.from_blocks("exp", [{"A": np.eye(3), "b": np.ones(3), "w": 1.0}],
                                        client="tcp://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("family, method", [("poisson", "sketch"), ("binomial", "exact"),
+                                            ("gamma", "pcg")])
+def test_glm_with_intercept_weights_and_offsets(client, family, method):
+    rng = np.random.default_rng(11)
+    A = sp.random_array((N, D), density=0.3, random_state=rng, format="csr",
+                        data_sampler=rng.standard_normal) * 0.5
+    off = 0.1 * rng.standard_normal(N)
+    eta = A @ (0.3 * rng.standard_normal(D)) + 0.2 + off
+    y = {"poisson": rng.poisson(np.exp(eta)).astype(float),
+         "binomial": (rng.random(N) < 1 / (1 + np.exp(-eta))).astype(float),
+         "gamma": rng.gamma(2.0, np.exp(eta) / 2)}[family]
+    sw = rng.uniform(0.5, 2.0, N)
+    prob = fn.GLMRegression(A, y, family=family, sample_weight=sw, offset=off, lam=1.0)
+    opts = dict(method=method, seed=3, tol=1e-10, sketch_size=30 * (D + 1))
+    ref = fn.minimize(prob, **opts)
+    assert ref.success
+    cuts = np.linspace(0, N, 4).astype(int)
+    blocks = [{"A": A[a:b], "y": y[a:b], "sample_weight": sw[a:b], "offset": off[a:b]}
+              for a, b in zip(cuts[:-1], cuts[1:])]
+    dp = DistributedProblem.from_blocks("glm", blocks, client=client, lam=1.0,
+                                        options={"family": family})
+    assert dp.d == D + 1 and dp.lam[-1] == 0.0
+    res = dminimize(dp, **opts)
+    assert res.success, res.message
+    assert np.linalg.norm(res.x - ref.x) <= 1e-9 * np.linalg.norm(ref.x)
+    assert abs(res.fun - ref.fun) <= 1e-12 * abs(ref.fun)

@@ -64,8 +64,27 @@ def _twolayer(rng, dense):
             rng.standard_normal(5))
 
 
+def _glm(rng, dense):
+    family = ["binomial", "poisson", "gamma", "tweedie", "normal"][rng.integers(5)]
+    power = {"tweedie": [1.5, 3.0][rng.integers(2)]}.get(family)
+    A = _design(rng, 40, 5, dense, 0.4)
+    mu = np.exp(0.3 * rng.standard_normal(40))
+    y = {"binomial": (rng.random(40) < 0.5).astype(float), "normal": rng.standard_normal(40),
+         "poisson": rng.poisson(mu).astype(float)}.get(family, rng.gamma(2.0, mu / 2))
+    prob = fn.GLMRegression(A, y, family=family, power=power, sample_weight=rng.random(40) + 0.5,
+                            offset=0.1 * rng.standard_normal(40),
+                            fit_intercept=bool(rng.integers(2)), lam=0.01)
+    return prob, 0.3 * rng.standard_normal(prob.d)
+
+
 FACTORIES = {"exp": _exp, "softmax": _softmax, "rescaled": _rescaled, "resnet": _resnet,
-             "copyright": _copyright, "twolayer": _twolayer}
+             "copyright": _copyright, "twolayer": _twolayer, "glm": _glm}
+
+
+def _dense_design(prob):
+    """The n x d matrix of z = design x (with an intercept design's column of ones)."""
+    A = prob.A.toarray() if sp.issparse(prob.A) else np.asarray(prob.A)
+    return np.column_stack([A, np.ones(A.shape[0])]) if prob.design.intercept else A
 
 
 #: families without the single-design template (matrix unknowns, kernel solves):
@@ -105,15 +124,15 @@ def test_gradient_and_hessian_match_finite_differences(name, dense, rng):
     assert _rel(prob.hessp(x, p), H @ p) < 1e-12
     # the parts assemble the same Hessian densely
     parts = prob.hessian_parts(x)
-    A = prob.A.toarray() if sp.issparse(prob.A) else prob.A
-    assert _rel(A.T @ parts.to_dense() @ A + prob.lam * np.eye(x.size), H) < 1e-12
+    A = _dense_design(prob)
+    assert _rel(A.T @ parts.to_dense() @ A + np.diag(np.broadcast_to(prob.lam, x.shape)), H) < 1e-12
 
 
 @pytest.mark.parametrize("n_blocks", [1, 2, 3, 7])
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_block_form_matches_full_form_on_any_partition(name, n_blocks, rng):
     prob, x = FACTORIES[name](rng, True)
-    z = prob.A @ x
+    z = _dense_design(prob) @ x
     n = z.size
     full_loss, full_g = prob.loss_grad_z(z)
     full = prob.parts_z(z)

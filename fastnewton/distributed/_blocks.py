@@ -18,7 +18,8 @@ from ..problems import PROBLEMS
 from ..sketch import CountSketch, make_sketch
 from ..sketch import _kernels as sketch_kernels
 
-__all__ = ["Block", "load_source", "source_shape", "build_block", "block_stats", "block_combine",
+__all__ = ["Block", "load_source", "source_shape", "build_block", "block_info", "block_stats",
+           "block_combine",
            "block_derivatives", "block_curvatures", "block_trial_stats", "block_trial_loss"]
 
 _CACHE_SIZE = 6
@@ -109,6 +110,8 @@ class Block:
         design = self.problem.design
         if not (isinstance(sk, CountSketch) and design.sparse):
             return sk.apply_rows(design, self.row_start, row_weights=beta_plus)
+        ones = design.intercept  # [A, 1]: the ones column's share is S_block sqrt(beta+)
+        design = design.base
         if spec not in self._layouts:
             ptr, order, signs = sk._columns(self.row_start, self.n)
             A = design.A
@@ -121,8 +124,10 @@ class Block:
         ptr, order, signs, indptr, indices, data = self._layouts[spec]
         coef = np.empty(self.n)
         sketch_kernels.sorted_row_coef(signs, order, np.sqrt(beta_plus), coef)
-        out = np.zeros((sk.sketch_size, design.d))
+        out = np.zeros((sk.sketch_size, design.d + ones))
         sketch_kernels.countsketch_sorted_csr(indptr, indices, data, ptr, coef, out)
+        if ones:
+            out[:, -1] = sk.apply_rows(np.sqrt(beta_plus), self.row_start)
         return out
 
 
@@ -135,6 +140,13 @@ def build_block(source, row_start, family, kwargs):
         args.update(kwargs)
         args["lam"] = 0.0  # the ridge is global: the client adds it once
         return Block(cls(**args), row_start)
+
+
+def block_info(block):
+    """(length of x, the ridge of lam = 1 as the family lays it out: a float or a (d,)
+    vector, e.g. 0 on an unpenalized intercept)."""
+    ridge_of = getattr(block.problem, "ridge_of", None)
+    return int(block.problem.d), (1.0 if ridge_of is None else ridge_of(1.0))
 
 
 def _rows(block):

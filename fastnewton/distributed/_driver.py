@@ -18,6 +18,7 @@ from .._steps import default_sketch_size
 from .._validation import check_scalar, check_x
 from ..exceptions import ConvergenceWarning, ValidationError
 from ..linalg import pcg, shifted_cholesky
+from ..linalg._design import ridge_dot, ridge_value
 from ..linalg._tallgram import tall_gram
 from ..newton import (_EPS, _MESSAGES, CONVERGED_DECREMENT, CONVERGED_GRADIENT,
                       LINE_SEARCH_FAILED, NON_FINITE, STOPPED_BY_CALLBACK, NewtonResult,
@@ -81,7 +82,7 @@ class _Session:
         for o in outs:  # fixed block order
             f += o["loss"]
             g += o["grad"]
-        f += 0.5 * lam * float(x @ x)
+        f += ridge_value(lam, x)
         g += lam * x
         if not np.isfinite(f):
             f = np.inf
@@ -204,7 +205,7 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
             for part in sess._map(_blocks.block_trial_loss, x, dirs, coefs, t, st):
                 f_t += part
             x_t = x + t * q
-            f_t += 0.5 * lam * float(x_t @ x_t)
+            f_t += ridge_value(lam, x_t)
             if np.isfinite(f_t):
                 if f_t <= f + armijo * t * gq:
                     step = t
@@ -313,12 +314,12 @@ def _subspace(sess, x, stats, lam, g, p, gp, prev_s, outs):
             return 0.0
         return float(total(k1) @ (C @ total(k2)))
 
-    cpp = total("pp") + lam * float(p @ p) + low_rank("UAp", "UAp")
+    cpp = total("pp") + ridge_dot(lam, p, p) + low_rank("UAp", "UAp")
     if prev_s is None:
         cps = css = gs = None
     else:
-        cps = total("ps") + lam * float(p @ prev_s) + low_rank("UAp", "UAs")
-        css = total("ss") + lam * float(prev_s @ prev_s) + low_rank("UAs", "UAs")
+        cps = total("ps") + ridge_dot(lam, p, prev_s) + low_rank("UAp", "UAs")
+        css = total("ss") + ridge_dot(lam, prev_s, prev_s) + low_rank("UAs", "UAs")
         gs = float(g @ prev_s)
     a, b, t_init = subspace_coefficients(cpp, cps, css, gp, gs)
     if b == 0.0:

@@ -70,13 +70,22 @@ class DistributedProblem:
         and optionally ``"rows": (start, stop)``, the block's global row range, checked
         to tile 0..n contiguously in order.
     lam : float
-        Ridge ½·lam·‖x‖² (applied once, on the client).
+        Ridge ½·lam·‖x‖² (applied once, on the client; families with unpenalized
+        coordinates, such as a GLM's intercept, lay it out as a per-coordinate vector).
+    options : dict, optional
+        The family's global constructor arguments as a dict, for names this constructor
+        takes itself: ``DistributedProblem.from_blocks("glm", blocks,
+        options={"family": "poisson"})``.
     **kwargs
         The family's other (global) constructor arguments, e.g. ``f="cosh"``.
     """
 
-    def __init__(self, client, family, sources, lam=0.0, **kwargs):
+    def __init__(self, client, family, sources, lam=0.0, options=None, **kwargs):
         self.client = _client_or_default(client)
+        if options is not None:
+            if not isinstance(options, dict):
+                raise TypeError(f"options must be a dict, got {type(options).__name__}")
+            kwargs = {**options, **kwargs}
         if family not in PROBLEMS:
             raise ValueError(f"unknown family {family!r}; choose one of {sorted(PROBLEMS)}")
         if not isinstance(sources, (list, tuple)) or not sources:
@@ -107,21 +116,26 @@ class DistributedProblem:
         ]
         # Fail now (with the family's own message) rather than in the first step.
         self.client.gather(self.blocks)
+        # The length of x and the layout of the ridge come from the family (a GLM with an
+        # intercept has d = columns + 1 and no ridge on the intercept).
+        self.d, unit_ridge = self.client.submit(_blocks.block_info, self.blocks[0],
+                                                pure=False).result()
+        self.lam = self.lam * unit_ridge if isinstance(unit_ridge, np.ndarray) else self.lam
 
     @classmethod
-    def from_blocks(cls, family, blocks, *, client=None, lam=0.0, **kwargs):
+    def from_blocks(cls, family, blocks, *, client=None, lam=0.0, options=None, **kwargs):
         """Blocks given as dicts of arrays (``{"A": A_k, "b": b_k, "w": w_k}``).
 
         The arrays travel inside the block-building tasks, so the scheduler can rebuild
         a lost block; for data larger than the client's memory use :meth:`from_files`.
         """
-        return cls(client, family, list(blocks), lam=lam, **kwargs)
+        return cls(client, family, list(blocks), lam=lam, options=options, **kwargs)
 
     @classmethod
-    def from_files(cls, family, files, *, client=None, lam=0.0, **kwargs):
+    def from_files(cls, family, files, *, client=None, lam=0.0, options=None, **kwargs):
         """Blocks given as dicts of file paths, loaded by the workers themselves."""
         srcs = [{k: str(v) for k, v in f.items()} for f in files]
-        return cls(client, family, srcs, lam=lam, **kwargs)
+        return cls(client, family, srcs, lam=lam, options=options, **kwargs)
 
     def map(self, func, *args):
         """Run ``func(block, *args)`` on every block; results in block order."""

@@ -118,7 +118,24 @@ def _resolve_method(method, problem, sketch_size):
         gram_exact = 0.037 * n * d * d
     cost_exact = gram_exact + 4.0 * nnz
     cost_sketch = 6.0 * nnz + 0.037 * m * d * d
-    return "exact" if 5.0 * cost_exact <= 17.0 * cost_sketch else "sketch"
+    if not _is_linear_model(problem):
+        return "exact" if 5.0 * cost_exact <= 17.0 * cost_sketch else "sketch"
+    # GLMs and user separable losses also weigh pcg: one sketched preconditioner, kept
+    # across steps, plus about 5 steps of 20 passes (sparse; 8 dense A passes, BLAS);
+    # and the exact Gram's scattered products cost more once the d x d accumulator
+    # leaves the cache ((d / 512)^2.2; calibrated on the method-choice table of
+    # docs/performance.md: pcg fastest at d = 1000 and on dense 2e5 x 500).
+    if design.sparse:
+        cost_exact += gram_exact * (max(1.0, d / 512.0) ** 2.2 - 1.0)
+    costs = {"exact": 5.0 * cost_exact, "sketch": 17.0 * cost_sketch,
+             "pcg": cost_sketch + 5.0 * (20.0 if design.sparse else 8.0) * nnz}
+    return min(costs, key=costs.get)
+
+
+def _is_linear_model(problem):
+    from .problems._linear_model import LinearModelProblem
+
+    return isinstance(problem, LinearModelProblem)
 
 
 def _check_problem(problem):

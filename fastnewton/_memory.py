@@ -239,8 +239,10 @@ def choose_method(problem, sketch_size=None, available=None):
         gram = 0.5 * s["row_sq"] if s["sparse"] else BLAS_FLOP * n * d * d
         cost_exact = gram + 4.0 * nnz
         cost_sketch = 6.0 * nnz + BLAS_FLOP * m * d * d
-        return "exact" if STEPS["exact"] * cost_exact <= STEPS["sketch"] * cost_sketch \
-            else "sketch"
+        if not _is_linear_model(problem):
+            return "exact" if STEPS["exact"] * cost_exact <= STEPS["sketch"] * cost_sketch \
+                else "sketch"
+        return _linear_model_choice(s, cost_exact, cost_sketch, gram)
     times = {meth: method_time(meth, n, d, nnz, s["row_sq"], sketch_size=m, sparse=s["sparse"])
              for meth in ("exact", "sketch")}
     times["wide"] = method_time("wide", n, d, nnz, s["row_sq"], sparse=s["sparse"])
@@ -248,3 +250,25 @@ def choose_method(problem, sketch_size=None, available=None):
         fits["sketch"] = False
     candidates = [meth for meth in ("exact", "sketch", "wide") if fits[meth]]
     return min(candidates, key=times.__getitem__)
+
+
+def _is_linear_model(problem):
+    from .problems._linear_model import LinearModelProblem
+
+    return isinstance(problem, LinearModelProblem)
+
+
+def _linear_model_choice(s, cost_exact, cost_sketch, gram):
+    """auto's choice for GLMs and user separable losses up to :data:`WIDE_MIN_D` columns.
+
+    They also weigh pcg: one sketched preconditioner, kept across steps, plus about 5
+    steps of 20 passes (sparse; 8 dense A passes, BLAS); and the exact Gram's scattered
+    products cost more once the d x d accumulator leaves the cache ((d / 512)^2.2;
+    calibrated on the method-choice table of docs/performance.md: pcg fastest at
+    d = 1000 and on dense 2e5 x 500)."""
+    nnz, d, sparse = s["nnz"], s["d"], s["sparse"]
+    if sparse:
+        cost_exact += gram * (max(1.0, d / 512.0) ** 2.2 - 1.0)
+    costs = {"exact": STEPS["exact"] * cost_exact, "sketch": STEPS["sketch"] * cost_sketch,
+             "pcg": cost_sketch + 5.0 * (20.0 if sparse else 8.0) * nnz}
+    return min(costs, key=costs.get)

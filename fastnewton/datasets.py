@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ._datasets_glm import GLM_FAMILIES, GLMData, make_glm
 from ._validation import check_rng, check_scalar
 
-__all__ = ["make_regression", "RegressionData", "FAMILIES", "SOFTMAX_FAMILY"]
+__all__ = ["make_regression", "RegressionData", "FAMILIES", "SOFTMAX_FAMILY",
+           "make_glm", "GLMData", "GLM_FAMILIES"]
 
 #: The f of the exp-type families (``ExpRegression(..., f=family)``).
 FAMILIES = ("exp", "cosh", "sinh")

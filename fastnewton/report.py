@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._report_glm import glm_race_section
+
 __all__ = ["Record", "PowerFit", "load_records", "fit_power", "scaling_fits", "build_report",
            "write_report", "other_table", "add_arguments", "run", "main"]
 
@@ -510,6 +512,9 @@ def build_report(records, machine=None, plots=None, stat="median"):
             "(capped or stopped), so its time is a lower bound.", "", e2e_tables(records), ""]
     out += ["## Threads", "", "Median time (speedup over 1 thread).", "",
             thread_table(records), ""]
+    race = glm_race_section(r.extra for r in records if r.suite == "glm_race")
+    if race:
+        out += ["## GLM race", "", race, ""]
     other = other_table(records)
     if other:
         out += ["## Other benchmarks", "",

@@ -41,13 +41,15 @@ except ImportError:  # pragma: no cover - older scikit-learn
     def _validate_data(est, X="no_validation", y="no_validation", **kw):
         return est._validate_data(X, y, **kw)
 
+from ._sklearn_glm import GammaRegressor, LogisticRegression, PoissonRegressor, TweedieRegressor
 from ._validation import check_matrix
 from .exceptions import ConvergenceWarning
 from .newton import minimize
 from .problems import PROBLEMS
 from .problems.exp import _FUNCS, convexity_bound
 
-__all__ = ["ExpRegressor", "SoftmaxRegressor", "ESTIMATORS", "expected_failed_checks"]
+__all__ = ["ExpRegressor", "SoftmaxRegressor", "LogisticRegression", "PoissonRegressor",
+           "GammaRegressor", "TweedieRegressor", "ESTIMATORS", "expected_failed_checks"]
 
 _ACCEPT_SPARSE = ("csr", "csc", "coo")
 
@@ -224,7 +226,10 @@ class SoftmaxRegressor(_NewtonRegressor):
 
 
 #: The estimators of this module (check_estimator runs on each, see tests/test_interop.py).
-ESTIMATORS = (ExpRegressor, SoftmaxRegressor)
+#: Every estimator of this module (each one is run through scikit-learn's check_estimator
+#: in the test suite, with the failures its class declares as expected).
+ESTIMATORS = (ExpRegressor, SoftmaxRegressor, LogisticRegression, PoissonRegressor,
+              GammaRegressor, TweedieRegressor)
 
 
 def expected_failed_checks(estimator):

@@ -185,7 +185,7 @@ class SketchStep(_FactoredStep):
             else:
                 H = sketched_gram(self.problem.design, parts, self.sketch,
                                   ridge=self.problem.lam, out=self._buf)
-            _subtract_negative_part(H, self.problem.design, parts, self.sketch)
+            _subtract_negative_part(H, self.problem, parts, self.sketch)
             self._model = (parts, H)
             timings["sketch"] += time.perf_counter() - t0
         direc = self._solve(self._model[1], g, timings, shift, radius)
@@ -223,11 +223,12 @@ class SampleStep(_FactoredStep):
             beta = parts.beta
             # where beta has negative mass, rows are sampled by the leverage of
             # diag(sqrt|beta|) A and keep their sign (the model is indefinite there too)
-            weights = parts.beta_plus() if not (beta < 0).any() else np.abs(beta)
+            weights = (np.abs(beta) if _sketches_negative_part(self.problem, parts)
+                       else parts.beta_plus())
             S = leverage_sampler(self.problem.design, self.sketch_size, row_weights=weights,
                                  seed=self.rng, ridge=ridge_scalar(self.problem.lam))
             H = sketched_gram(self.problem.design, parts, S, ridge=self.problem.lam)
-            _subtract_negative_part(H, self.problem.design, parts, S)
+            _subtract_negative_part(H, self.problem, parts, S)
             self._model = (parts, H)
             timings["sketch"] += time.perf_counter() - t0
         direc = self._solve(self._model[1], g, timings, shift, radius)
@@ -235,13 +236,26 @@ class SampleStep(_FactoredStep):
         return direc
 
 
-def _subtract_negative_part(H, design, parts, sketch):
+def _sketches_negative_part(problem, parts):
+    """Whether the sketched models represent beta_- = max(-beta, 0) too: where beta has
+    negative mass and B = diag(beta) has no low-rank part (exp/cosh/sinh, GLMs,
+    separable losses), or the problem says it is non-convex (``problem.convex`` False).
+    With a low-rank part (softmax-type losses) a negative beta is mostly an artifact of
+    the split B = diag(beta) + U C U^T, compensated by the exact low-rank part: sketching
+    it would only add variance, so the model stays diag(beta_+) + U C U^T there."""
+    return bool((parts.beta < 0).any()) and (
+        parts.U is None or getattr(problem, "convex", None) is False)
+
+
+def _subtract_negative_part(H, problem, parts, sketch):
     """H -= (S D_-^{1/2} A)^T (S D_-^{1/2} A) with beta_- = max(-beta, 0), in place, for
-    the same sketch S as the positive part (nothing where beta >= 0): the sketched model
-    then approximates A^T diag(beta) A itself, negative curvature included."""
-    beta_minus = np.maximum(-parts.beta, 0.0)
-    if not beta_minus.any():
+    the same sketch S as the positive part (see :func:`_sketches_negative_part` for
+    where): the sketched model then approximates A^T diag(beta) A itself, negative
+    curvature included, and the driver handles it as the exact indefinite model."""
+    if not _sketches_negative_part(problem, parts):
         return H
+    design = problem.design
+    beta_minus = np.maximum(-parts.beta, 0.0)
     H -= tall_gram(sketch.apply(design, row_weights=beta_minus))
     H += H.T
     H *= 0.5

@@ -237,14 +237,28 @@ class SampleStep(_FactoredStep):
 
 
 def _sketches_negative_part(problem, parts):
-    """Whether the sketched models represent beta_- = max(-beta, 0) too: where beta has
-    negative mass and B = diag(beta) has no low-rank part (exp/cosh/sinh, GLMs,
-    separable losses), or the problem says it is non-convex (``problem.convex`` False).
-    With a low-rank part (softmax-type losses) a negative beta is mostly an artifact of
-    the split B = diag(beta) + U C U^T, compensated by the exact low-rank part: sketching
-    it would only add variance, so the model stays diag(beta_+) + U C U^T there."""
-    return bool((parts.beta < 0).any()) and (
-        parts.U is None or getattr(problem, "convex", None) is False)
+    """Whether the sketched models represent beta_- = max(-beta, 0) too.
+
+    Where beta has negative mass and B = diag(beta) has no low-rank part (exp/cosh/sinh,
+    GLMs, separable losses), or the problem says it is non-convex (``problem.convex``
+    False), or the negative mass is at least ``NEGATIVE_MASS`` of the positive one
+    (``sum beta_- >= 0.5 sum beta_+``: the diagonal part is far from positive
+    semi-definite). A small negative beta beside a low-rank part (softmax-type losses)
+    is mostly an artifact of the split B = diag(beta) + U C U^T, compensated by the
+    exact low-rank part: sketching it would only add variance, so the model stays
+    diag(beta_+) + U C U^T there.
+    """
+    beta = parts.beta
+    if not (beta < 0).any():
+        return False
+    if parts.U is None or getattr(problem, "convex", None) is False:
+        return True
+    minus = float(np.maximum(-beta, 0.0).sum())
+    return minus >= NEGATIVE_MASS * float(np.maximum(beta, 0.0).sum())
+
+
+#: See :func:`_sketches_negative_part`.
+NEGATIVE_MASS = 0.5
 
 
 def _subtract_negative_part(H, problem, parts, sketch):
@@ -361,6 +375,10 @@ class PcgStep:
             p = -self.precond.matvec(g)
         else:
             p = res.x
+        # a Hessian that may be indefinite (beta_- represented, see _sketches_negative_part)
+        # is handled in a trust region by Steihaug CG (globalization "auto"), whatever CG
+        # met on its Krylov space
+        indefinite = bool(res.negative_curvature) or _sketches_negative_part(problem, parts)
         # ‖p‖ in the preconditioner's M^{-1}-norm, the norm Steihaug CG measures radii in
         step_norm = float(np.linalg.norm(self.precond._fac.factor @ p))
         timings["solve"] += time.perf_counter() - t0
@@ -371,7 +389,7 @@ class PcgStep:
             self._base_rate = res.nit / max(decades, 1.0)
         return Direction(p, shift=self.precond.shift + shift, inner_iters=res.nit,
                          sketch_size=self.sketch_size if resketched else 0,
-                         indefinite=bool(res.negative_curvature), step_norm=step_norm)
+                         indefinite=indefinite, step_norm=step_norm)
 
 
 #: Registry of step models by method name (``minimize(method=...)``).

@@ -147,7 +147,7 @@ def _check_problem(problem):
 
 def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_size=None,
              tol=1e-8, maxiter=100, seed=None, callback=None, verbose=False, dtol=None,
-             armijo=1e-4, max_backtracks=60, resume=None, globalization="armijo",
+             armijo=1e-4, max_backtracks=60, resume=None, globalization="auto",
              options=None):
     r"""Minimize a fastnewton problem by a globally convergent (approximate) Newton method.
 

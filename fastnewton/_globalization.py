@@ -286,10 +286,16 @@ class Auto(Globalization):
         self.trust = TrustRegion(problem, stepper, **kw)
 
     def start(self, hist, z, g, gnorm):
-        self.trust.start(hist, z, g, gnorm)
+        r = hist["radius"][-1] if hist.get("radius") else np.nan
+        self.trust.radius = float(r) if np.isfinite(r) else None
 
     def record(self, hist, res):
-        self.trust.record(hist, res)
+        """``history["radius"]`` appears with the first trust-region step (NaN before
+        it: no radius yet); a solve whose models stay positive definite has none."""
+        if self.trust.radius is not None:
+            if "radius" not in hist:
+                hist["radius"] = [np.nan] * len(hist["fun"])
+            self.trust.record(hist, res)
 
     def step(self, parts, x, z, f, g, gnorm, hist, prev_step, drift_step, timings):
         direc, p, gp = _direction(self.stepper, parts, g, gnorm, timings)

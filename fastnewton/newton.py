@@ -1,18 +1,22 @@
 """The globally convergent Newton driver: ``fastnewton.minimize``.
 
-Template (after scikit-learn's Newton solver): setup, then per step
-gradient + Hessian parts -> inner solve (the step model) -> globalization (Armijo
-backtracking) -> convergence check, then finalize. The step models differ only in
+Template (after scikit-learn's Newton solver): setup (``_Solve.__init__``), then per
+step ``check_convergence`` -> ``step`` (Hessian parts -> inner solve by the step model ->
+globalization -> update) -> ``report`` (history, callback), then ``finalize``. The step models differ only in
 how they approximate the Hessian A^T B A + lam I:
 
-``exact``   the assembled Hessian, Cholesky-factored (shifted if indefinite).
+``exact``   the assembled Hessian, Cholesky-factored (trust-region step if indefinite).
 ``sketch``  the Hessian of a fixed sketch S of diag(sqrt(beta_+)) A, plus the exact
             low-rank part and ridge, Cholesky-factored (approximate Newton).
 ``pcg``     the exact Hessian applied matrix-free, CG preconditioned by the factor of
             the sketched Hessian, inexact-Newton forcing terms (Newton-CG).
 
-Globalization: Armijo backtracking along the step (default), or the gradient-regularized
-Newton method of arXiv 2506.13710 (``globalization="gradreg"``).
+Where the model Hessian is indefinite (non-convex losses) the d x d models take the
+exact trust-region step of their Jacobi-scaled form (a shift sized by the most negative
+curvature, see ``fastnewton.linalg._trsub``), the sketched ones represent beta_- too,
+``pcg`` runs Steihaug CG. Globalizations are objects with one interface
+(``fastnewton._globalization``): ``auto`` (default: Armijo on positive definite models,
+trust region otherwise), ``armijo``, ``trust-region``, ``gradreg`` (arXiv 2506.13710).
 """
 
 from __future__ import annotations
@@ -219,8 +223,16 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         :class:`NewtonState`): with the same problem, method and integer ``seed`` the
         continued run takes bitwise the same steps as an uninterrupted one (on the same
         CPU model and library versions; "bitwise" always means that here).
-    globalization : {"armijo", "gradreg"}
-        ``armijo``: backtracking line search along the step. ``gradreg``: the
+    globalization : {"auto", "armijo", "trust-region", "gradreg"}
+        ``auto`` (default): ``armijo`` on steps whose model Hessian is positive definite
+        (convex problems take exactly the ``armijo`` steps), ``trust-region`` on steps
+        where it is not (negative or numerically zero curvature). ``armijo``:
+        backtracking line search along the step (an indefinite d x d model's step is
+        its trust-region step on the radius where its most negative curvature balances
+        its slope). ``trust-region``: every step in a trust region, the exact subproblem
+        of the d x d models (eigendecomposition of the Jacobi-scaled model) or Steihaug
+        CG for ``pcg``, the radius from the ratio of actual to predicted decrease
+        (``history["radius"]``; see ``fastnewton._globalization.TrustRegion``). ``gradreg``: the
         gradient-regularized Newton method (arXiv 2506.13710):
         :math:`x^+ = x - (\tilde H + \mu I)^{-1} g` with :math:`\mu = \|g\|/\gamma`; the
         trial is accepted when :math:`f(x) - f(x^+) \ge \|\nabla f(x^+)\|^2 / (8\mu)`

@@ -201,7 +201,9 @@ class TrustRegion(Globalization):
     ``accepts_radius``: the exact subproblem of the d x d models in their Jacobi-scaled
     norm, Steihaug CG in the preconditioner's norm for ``pcg``; other models' steps are
     cut to the radius). The trial is accepted when the actual decrease is at least
-    ``ETA`` times the model's predicted decrease (or, at rounding level, when it decreases
+    ``ETA`` times the decrease the exact quadratic model predicts along the step (its
+    curvature from A p, O(n); where that model has its minimizer along the step short of
+    it, as an approximate model's step can overshoot, the trial is that minimizer) (or, at rounding level, when it decreases
     the gradient norm); the radius then doubles where the ratio exceeds 0.75 on the
     boundary and shrinks to a quarter of the step where it is below 0.25. A rejected
     trial shrinks the radius to a quarter of the step and re-solves the subproblem (the
@@ -241,27 +243,31 @@ class TrustRegion(Globalization):
                     return StepResult(None, f, z, x, None, 0, direc, first_decrement)
             t0 = time.perf_counter()
             norm = float(np.linalg.norm(p)) if direc.step_norm is None else direc.step_norm
-            model = direc.model_value
             if radius is None:
                 radius = norm
             elif norm > radius * (1 + 1e-8):  # a model without a radius: cut its step
-                p, gp, model, norm = p * (radius / norm), gp * (radius / norm), None, radius
+                p, gp, norm = p * (radius / norm), gp * (radius / norm), radius
             Ap = problem.design.matvec(p)
-            if model is None:
-                model = gp + 0.5 * _curvatures(parts, problem.lam, p, Ap, p, Ap)[0]
-            pred = -model
+            # the decrease predicted by the exact quadratic model along p (O(n) from A p):
+            # a sketched model's own prediction carries its systematic error, which would
+            # keep the ratio away from 1 and the radius shrinking near the solution
+            pHp = _curvatures(parts, problem.lam, p, Ap, p, Ap)[0]
+            if pHp > 0 and -gp < pHp:  # an approximate model's step overshoots the exact
+                t = -gp / pHp          # model along p: take that model's minimizer on it
+                p, Ap, gp, norm, pHp = t * p, t * Ap, t * gp, t * norm, t * t * pHp
+            pred = -(gp + 0.5 * pHp)
             z_t, x_t = axpby(1.0, z, 1.0, Ap), x + p
             f_t = problem.loss_z(z_t) + ridge_value(problem.lam, x_t)
-            g_t, ok = None, False
+            g_t, ok, flat = None, False, False
             if np.isfinite(f_t):
                 ok = pred > 0 and f - f_t >= self.ETA * pred
-                if not ok and abs(f_t - f) <= fscale:
+                if not ok and max(abs(f_t - f), pred) <= fscale:  # at rounding level
                     f2, g_t = _objective_and_gradient(problem, x_t, z_t)
-                    ok = float(np.linalg.norm(g_t)) < gnorm
+                    ok = flat = float(np.linalg.norm(g_t)) < gnorm
                     f_t = f2 if ok else f_t
             timings["line_search"] += time.perf_counter() - t0
             if ok:
-                rho = (f - f_t) / pred if pred > 0 else 0.0
+                rho = 1.0 if flat else (f - f_t) / pred  # flat: the ratio is noise
                 if rho > 0.75 and norm >= 0.99 * radius:
                     radius = 2.0 * radius
                 elif rho < 0.25:

@@ -189,3 +189,48 @@ def test_model_factor_trust_region_step_is_optimal():
         if sigma > 1e-8:
             assert np.linalg.norm(q) == pytest.approx(radius, rel=1e-6)
         assert model == pytest.approx(g @ p + 0.5 * p @ H @ p, rel=1e-8, abs=1e-12)
+
+
+@pytest.mark.parametrize("globalization", ["auto", "trust-region"])
+@pytest.mark.parametrize("method", ["exact", "sketch", "pcg", "sample"])
+def test_trust_region_steps_are_thread_invariant_and_resume_bitwise(method, globalization):
+    """Trust-region steps keep the driver's promises: the same bits for any thread count,
+    and a solve resumed from a saved state (its radius included) continues bitwise."""
+    from fastnewton._threads import thread_limit
+    from fastnewton.newton import NewtonState
+
+    prob, _, x0 = _case("cosh")
+    kw = dict(method=method, tol=1e-10, maxiter=100, seed=0, globalization=globalization)
+    runs, saved = [], {}
+
+    def keep(inter):
+        if inter.nit == 3:
+            saved.update(inter.state.to_arrays())
+
+    for n_threads in (1, 2):
+        with thread_limit(n_threads):
+            runs.append(fn.minimize(prob, x0=x0, callback=keep, **kw))
+    full = runs[0]
+    assert full.success and np.isfinite(full.history["radius"][1:]).any()
+    assert np.array_equal(runs[1].x, full.x) and runs[1].nit == full.nit
+    if method in ("sample", "pcg"):  # a resumed solve re-sketches: not bitwise (documented)
+        return
+    resumed = fn.minimize(prob, x0=x0, resume=NewtonState.from_arrays(saved), **kw)
+    assert resumed.nit == full.nit and np.array_equal(resumed.x, full.x)
+    assert np.array_equal(resumed.history["radius"], full.history["radius"], equal_nan=True)
+
+
+def test_auto_method_prefers_pcg_for_a_non_convex_problem():
+    """``auto`` takes non-convexity into account: where it would pick a fixed sketch, a
+    problem marked non-convex gets Newton-CG with exact Hessian products."""
+    from fastnewton.newton import _resolve_method, _resolve_nonconvex
+
+    data = fn.datasets.make_regression(20000, 10, nnz_per_row=10, family="cosh", w=0.1,
+                                       seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonConvexWarning)
+        prob = fn.ExpRegression(data.A, data.b, data.w, f="cosh")
+    assert not prob.convex
+    if _resolve_method("auto", prob, None) == "sketch":
+        assert _resolve_nonconvex("auto", prob, None) == "pcg"
+    assert _resolve_nonconvex("exact", prob, None) == "exact"

@@ -306,7 +306,9 @@ class Auto(Globalization):
     def step(self, parts, x, z, f, g, gnorm, hist, prev_step, drift_step, timings):
         direc, p, gp = _direction(self.stepper, parts, g, gnorm, timings)
         args = (parts, x, z, f, g, gnorm, hist, prev_step, drift_step, timings)
-        if not getattr(direc, "indefinite", False):
+        if not getattr(direc, "indefinite", False) or direc.subspace:
+            # positive definite, or a fixed sketch's step (refined with the exact model
+            # over span{p, previous step}, which the 2 x 2 test keeps positive definite)
             return self.armijo.step(*args, direc=direc)
         # a stored radius: re-solve within it (the factored models reuse their factor)
         return self.trust.step(*args, direc=None if self.trust.radius else direc)

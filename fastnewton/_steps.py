@@ -190,7 +190,7 @@ class SketchStep(_FactoredStep):
             timings["sketch"] += time.perf_counter() - t0
         direc = self._solve(self._model[1], g, timings, shift, radius)
         direc.sketch_size = self.sketch_size
-        direc.subspace = not direc.indefinite and radius is None
+        direc.subspace = radius is None
         return direc
 
 

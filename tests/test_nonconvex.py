@@ -211,13 +211,17 @@ def test_trust_region_steps_are_thread_invariant_and_resume_bitwise(method, glob
         with thread_limit(n_threads):
             runs.append(fn.minimize(prob, x0=x0, callback=keep, **kw))
     full = runs[0]
-    assert full.success and np.isfinite(full.history["radius"][1:]).any()
+    assert full.success
+    if globalization == "trust-region" or method != "sketch":  # sketch + auto: Armijo
+        assert np.isfinite(full.history["radius"][1:]).any()
     assert np.array_equal(runs[1].x, full.x) and runs[1].nit == full.nit
     if method in ("sample", "pcg"):  # a resumed solve re-sketches: not bitwise (documented)
         return
     resumed = fn.minimize(prob, x0=x0, resume=NewtonState.from_arrays(saved), **kw)
     assert resumed.nit == full.nit and np.array_equal(resumed.x, full.x)
-    assert np.array_equal(resumed.history["radius"], full.history["radius"], equal_nan=True)
+    for key in ("fun", "grad_norm", "radius"):
+        if key in full.history:
+            assert np.array_equal(resumed.history[key], full.history[key], equal_nan=True)
 
 
 def test_auto_method_prefers_pcg_for_a_non_convex_problem():

@@ -54,6 +54,10 @@ _MESSAGES = MESSAGES
 #: updated z exceeds this fraction of ‖z‖∞ (plain steps add 2 eps each: one matvec every
 #: ~500 steps; subspace steps that cancel add more, see ``_subspace_step``).
 _DRIFT_REFRESH = 1e3 * _EPS
+#: Added to the remedy where the step models met indefinite Hessians.
+_INDEFINITE_REMEDY = ("; where the model Hessian is indefinite or badly scaled, method='exact' "
+                      "or 'pcg' (exact curvature) with globalization='trust-region', or a "
+                      "start closer to the data (smaller |A x0|)")
 
 
 class NewtonResult(OptimizeResult):
@@ -347,6 +351,7 @@ class _Solve:
         self.drift, self.drift_step = state.drift, state.drift_step
         self.verified = False  # (f, g) are _objective_and_gradient at z = A x recomputed
         self.flat_step = False
+        self.indefinite_steps = 0  # steps whose model Hessian was not positive definite
         if verbose:
             print(f"fastnewton: method={method}  n={design.n}  d={design.d}  "
                   f"nnz={design.nnz}")
@@ -405,6 +410,7 @@ class _Solve:
         except (FloatingPointError, np.linalg.LinAlgError):
             return NON_FINITE
         self.nfev += res.trials
+        self.indefinite_steps += bool(getattr(res.direction, "indefinite", False))
         if res.step is None:  # the Newton decrement fell below dtol: no step taken
             return CONVERGED_DECREMENT
         if res.step == 0.0:
@@ -490,10 +496,15 @@ class _Solve:
         message = _MESSAGES[status]
         if status not in (STOPPED_BY_CALLBACK, NON_FINITE):
             message += f" (relative gradient {gnorm / g0norm if g0norm else 0.0:.2e})"
+        if not success and self.indefinite_steps and status != STOPPED_BY_CALLBACK:
+            message += (f"; the model Hessian was indefinite or numerically singular on "
+                        f"{self.indefinite_steps} of the steps (non-convex, or curvature "
+                        f"spread over more orders of magnitude than float64 resolves)")
         if not success and status != STOPPED_BY_CALLBACK:
             warnings.warn(f"fastnewton.minimize did not converge after {nit} steps: {message}; "
                           f"gradient norm {gnorm:.3e} vs target {self.tol * g0norm:.3e}. "
-                          f"Remedy: {REMEDIES[status]}.", ConvergenceWarning, stacklevel=3)
+                          f"Remedy: {REMEDIES[status]}{_INDEFINITE_REMEDY if self.indefinite_steps else ''}.",
+                          ConvergenceWarning, stacklevel=3)
         if self.verbose:
             print(f"fastnewton: {message}; fun={self.f:.15e} grad_norm={gnorm:.3e} nit={nit} "
                   f"time={timings['total']:.3f}s")

@@ -138,7 +138,8 @@ def test_every_globalization_converges_on_cosh(method, globalization):
         assert np.isfinite(res.history["radius"][1:]).all()
 
 
-def test_badly_scaled_exp_converges_or_says_why():
+@pytest.mark.parametrize("method", ["exact", "sketch", "pcg", "sample"])
+def test_badly_scaled_exp_converges_or_says_why(method):
     """An exp regression with rows at z ~ 50 (curvature 1e43 beside O(1)) and two
     non-convex rows: a shift sized by max|diag H| would turn Newton into tiny gradient
     steps; the Jacobi-scaled trust-region step does not."""
@@ -153,13 +154,15 @@ def test_badly_scaled_exp_converges_or_says_why():
     assert np.abs(prob.design.matvec(x0)).max() >= 50
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = fn.minimize(prob, x0=x0, method="exact", tol=1e-10, maxiter=50)
+        res = fn.minimize(prob, x0=x0, method=method, tol=1e-10, maxiter=50, seed=0)
     if res.success:
         assert np.linalg.norm(prob.jac(res.x)) <= 1e-10 * np.linalg.norm(prob.jac(x0)) * 1.01
     else:
         assert res.nit <= 50 and res.status != 0 and "relative gradient" in res.message
+        assert "indefinite or numerically singular" in res.message  # why
         assert any("did not converge" in str(c.message) for c in caught)
-    assert res.history["shift"].max() < 1e10  # never a shift sized by the 1e43 curvature
+    if method == "exact":  # never a shift sized by the 1e43 curvature
+        assert res.success and res.history["shift"].max() < 1e10
 
 
 def test_model_factor_trust_region_step_is_optimal():

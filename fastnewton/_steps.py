@@ -7,7 +7,12 @@ It adds the seconds it spends to the phases of ``timings`` (``sketch``, ``assemb
 Step models with ``accepts_shift = True`` also take ``direction(..., shift=mu)`` and
 then solve with the model Hessian plus ``mu * I`` (the gradient-regularized
 globalization of the driver needs this); repeated calls with the same ``parts``
-object reuse the assembled model. A step model may also define
+object reuse the assembled model. Step models with ``accepts_radius = True`` also take
+``direction(..., radius=r)`` and then return their step within a trust region of radius r
+(in the model's own norm, reported as ``Direction.step_norm``; the trust-region
+globalization needs this, and cuts other models' steps to the radius). A
+:class:`Direction` with ``indefinite`` set tells the driver the model was not positive
+definite (``auto`` then takes a trust-region step). A step model may also define
 ``objective_gradient(x, z, timings, pre=None) -> (f, g, parts) or None``: the driver then
 evaluates the objective, the gradient and the Hessian parts at a new point through it,
 so the model can share the gradient's pass over A (``None``: evaluate as usual).
@@ -138,7 +143,11 @@ class ExactStep(_FactoredStep):
 
 
 class SketchStep(_FactoredStep):
-    """Approximate Newton direction from the Hessian of a fixed sketch of diag(sqrt(beta_+)) A."""
+    """Approximate Newton direction from the Hessian of a fixed sketch of diag(sqrt(beta_+)) A.
+
+    Where beta has negative mass (see :func:`_sketches_negative_part`) the same sketch of
+    diag(sqrt(beta_-)) A is subtracted: the model is then indefinite like the Hessian.
+    """
 
     name = "sketch"
 

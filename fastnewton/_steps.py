@@ -7,7 +7,12 @@ It adds the seconds it spends to the phases of ``timings`` (``sketch``, ``assemb
 Step models with ``accepts_shift = True`` also take ``direction(..., shift=mu)`` and
 then solve with the model Hessian plus ``mu * I`` (the gradient-regularized
 globalization of the driver needs this); repeated calls with the same ``parts``
-object reuse the assembled model. A step model may also define
+object reuse the assembled model. Step models with ``accepts_radius = True`` also take
+``direction(..., radius=r)`` and then return their step within a trust region of radius r
+(in the model's own norm, reported as ``Direction.step_norm``; the trust-region
+globalization needs this, and cuts other models' steps to the radius). A
+:class:`Direction` with ``indefinite`` set tells the driver the model was not positive
+definite (``auto`` then takes a trust-region step). A step model may also define
 ``objective_gradient(x, z, timings, pre=None) -> (f, g, parts) or None``: the driver then
 evaluates the objective, the gradient and the Hessian parts at a new point through it,
 so the model can share the gradient's pass over A (``None``: evaluate as usual).
@@ -25,6 +30,10 @@ from .exceptions import ValidationError
 from .hessian import HessianOperator, SketchPreconditioner, gram, sketched_gram
 from .hessian._gram import hessian_from_sketch
 from .linalg import pcg, shifted_cholesky
+from .linalg._factor import FactorizationResult
+from .linalg._trcg import steihaug_cg
+from .linalg._trsub import ModelFactor
+from .linalg._tallgram import tall_gram
 from .linalg._design import ridge_scalar, ridge_value
 from .sketch import CountSketch, RowSampler, leverage_sampler, make_sketch
 
@@ -53,24 +62,67 @@ class Direction:
     inner_iters: int = 0
     sketch_size: int = 0
     subspace: bool = False
+    #: The model was indefinite (or singular): p is its trust-region step, of norm
+    #: ``step_norm`` (the model's own norm) with a shift sized by its most negative
+    #: curvature, not a Newton step.
+    indefinite: bool = False
+    #: The model's value g.p + p^T H~ p / 2 at p, where the model knows it (else None).
+    model_value: object = None
+    #: ‖p‖ in the norm the model measures its trust region in (None: not measured).
+    step_norm: object = None
 
 
 class _FactoredStep:
-    """Shared part of the direct step models: factor the model Hessian, solve."""
+    """Shared part of the direct step models: factor the model Hessian, solve.
+
+    A positive definite model gives the Newton step (a Cholesky solve). An indefinite or
+    singular one gives the exact trust-region step of the Jacobi-scaled model
+    (:class:`~fastnewton.linalg._trsub.ModelFactor`): with ``radius`` given (the
+    trust-region globalization) on that radius, else on the radius where the model's
+    most negative curvature balances its slope; its shift is sized by that curvature,
+    never by ``max|diag H|``. ``radius`` also bounds a positive definite model's step.
+    """
 
     accepts_shift = True
+    accepts_radius = True
 
-    def _solve(self, H, g, timings, shift=0.0):
+    def _solve(self, H, g, timings, shift=0.0, radius=None):
         t0 = time.perf_counter()
         if shift:
             H = H.copy()
             H[np.diag_indices_from(H)] += shift
-        fac = shifted_cholesky(H)
+        key = (id(H), shift) if H is getattr(self, "_factored_H", None) else None
+        fac = self._factor if key is not None and key == self._factor_key else None
+        if fac is None:
+            try:
+                fac = shifted_cholesky(H, max_attempts=1)  # positive definite as it is
+            except np.linalg.LinAlgError:
+                fac = ModelFactor(H)
+            self._factored_H, self._factor, self._factor_key = H, fac, (id(H), shift)
         t1 = time.perf_counter()
-        p = -fac.solve(g)
         timings["factor"] += t1 - t0
+        if isinstance(fac, FactorizationResult):
+            p = -fac.solve(g)
+            if radius is None:
+                timings["solve"] += time.perf_counter() - t1
+                return Direction(p, shift=shift)
+            norm = float(np.linalg.norm(p * np.sqrt(np.abs(np.diag(H)))))
+            if norm <= radius:
+                timings["solve"] += time.perf_counter() - t1
+                return Direction(p, shift=shift, model_value=0.5 * float(g @ p),
+                                 step_norm=norm)
+            fac = ModelFactor(H)
+            self._factor = fac
+        if fac.positive_definite and radius is None:
+            p = fac.newton(g)
+            timings["solve"] += time.perf_counter() - t1
+            return Direction(p, shift=shift, model_value=0.5 * float(g @ p),
+                             step_norm=float(np.linalg.norm(p / fac.scale)))
+        r = fac.default_radius(g) if radius is None else radius
+        p, sigma, model = fac.trust_region(g, r)
         timings["solve"] += time.perf_counter() - t1
-        return p, fac.shift + shift
+        return Direction(p, shift=shift + sigma, indefinite=not fac.positive_definite,
+                         model_value=model, step_norm=float(np.linalg.norm(p / fac.scale)))
 
 
 class ExactStep(_FactoredStep):
@@ -82,17 +134,20 @@ class ExactStep(_FactoredStep):
         self.problem = problem
         self._model = (None, None)
 
-    def direction(self, parts, g, timings, shift=0.0):
+    def direction(self, parts, g, timings, shift=0.0, radius=None):
         if self._model[0] is not parts:
             t0 = time.perf_counter()
             self._model = (parts, gram(self.problem.design, parts, ridge=self.problem.lam))
             timings["assemble"] += time.perf_counter() - t0
-        p, shift = self._solve(self._model[1], g, timings, shift)
-        return Direction(p, shift=shift)
+        return self._solve(self._model[1], g, timings, shift, radius)
 
 
 class SketchStep(_FactoredStep):
-    """Approximate Newton direction from the Hessian of a fixed sketch of diag(sqrt(beta_+)) A."""
+    """Approximate Newton direction from the Hessian of a fixed sketch of diag(sqrt(beta_+)) A.
+
+    Where beta has negative mass (see :func:`_sketches_negative_part`) the same sketch of
+    diag(sqrt(beta_-)) A is subtracted: the model is then indefinite like the Hessian.
+    """
 
     name = "sketch"
 
@@ -130,7 +185,7 @@ class SketchStep(_FactoredStep):
         timings["sketch"] += time.perf_counter() - t0
         return f + ridge_value(prob.lam, x), Atg + prob.lam * x, parts
 
-    def direction(self, parts, g, timings, shift=0.0):
+    def direction(self, parts, g, timings, shift=0.0, radius=None):
         if self._model[0] is not parts or self._model[1] is None:
             t0 = time.perf_counter()
             if self._model[0] is parts:  # the sketch was made with the gradient
@@ -139,10 +194,13 @@ class SketchStep(_FactoredStep):
             else:
                 H = sketched_gram(self.problem.design, parts, self.sketch,
                                   ridge=self.problem.lam, out=self._buf)
+            _subtract_negative_part(H, self.problem, parts, self.sketch)
             self._model = (parts, H)
             timings["sketch"] += time.perf_counter() - t0
-        p, shift = self._solve(self._model[1], g, timings, shift)
-        return Direction(p, shift=shift, sketch_size=self.sketch_size, subspace=True)
+        direc = self._solve(self._model[1], g, timings, shift, radius)
+        direc.sketch_size = self.sketch_size
+        direc.subspace = radius is None
+        return direc
 
 
 class SampleStep(_FactoredStep):
@@ -168,17 +226,63 @@ class SampleStep(_FactoredStep):
         self.rng = rng
         self._model = (None, None)
 
-    def direction(self, parts, g, timings, shift=0.0):
+    def direction(self, parts, g, timings, shift=0.0, radius=None):
         if self._model[0] is not parts:  # a new point: a new sample
             t0 = time.perf_counter()
-            beta_plus = parts.beta_plus()
-            S = leverage_sampler(self.problem.design, self.sketch_size, row_weights=beta_plus,
+            beta = parts.beta
+            # where beta has negative mass, rows are sampled by the leverage of
+            # diag(sqrt|beta|) A and keep their sign (the model is indefinite there too)
+            weights = (np.abs(beta) if _sketches_negative_part(self.problem, parts)
+                       else parts.beta_plus())
+            S = leverage_sampler(self.problem.design, self.sketch_size, row_weights=weights,
                                  seed=self.rng, ridge=ridge_scalar(self.problem.lam))
-            self._model = (parts, sketched_gram(self.problem.design, parts, S,
-                                                ridge=self.problem.lam))
+            H = sketched_gram(self.problem.design, parts, S, ridge=self.problem.lam)
+            _subtract_negative_part(H, self.problem, parts, S)
+            self._model = (parts, H)
             timings["sketch"] += time.perf_counter() - t0
-        p, shift = self._solve(self._model[1], g, timings, shift)
-        return Direction(p, shift=shift, sketch_size=self.sketch_size)
+        direc = self._solve(self._model[1], g, timings, shift, radius)
+        direc.sketch_size = self.sketch_size
+        return direc
+
+
+def _sketches_negative_part(problem, parts):
+    """Whether the sketched models represent beta_- = max(-beta, 0) too.
+
+    Where beta has negative mass and B = diag(beta) has no low-rank part (exp/cosh/sinh,
+    GLMs, separable losses), or the problem says it is non-convex (``problem.convex``
+    False), or the negative mass is at least ``NEGATIVE_MASS`` of the positive one
+    (``sum beta_- >= 0.5 sum beta_+``: the diagonal part is far from positive
+    semi-definite). A small negative beta beside a low-rank part (softmax-type losses)
+    is mostly an artifact of the split B = diag(beta) + U C U^T, compensated by the
+    exact low-rank part: sketching it would only add variance, so the model stays
+    diag(beta_+) + U C U^T there.
+    """
+    beta = parts.beta
+    if not (beta < 0).any():
+        return False
+    if parts.U is None or getattr(problem, "convex", None) is False:
+        return True
+    minus = float(np.maximum(-beta, 0.0).sum())
+    return minus >= NEGATIVE_MASS * float(np.maximum(beta, 0.0).sum())
+
+
+#: See :func:`_sketches_negative_part`.
+NEGATIVE_MASS = 0.5
+
+
+def _subtract_negative_part(H, problem, parts, sketch):
+    """H -= (S D_-^{1/2} A)^T (S D_-^{1/2} A) with beta_- = max(-beta, 0), in place, for
+    the same sketch S as the positive part (see :func:`_sketches_negative_part` for
+    where): the sketched model then approximates A^T diag(beta) A itself, negative
+    curvature included, and the driver handles it as the exact indefinite model."""
+    if not _sketches_negative_part(problem, parts):
+        return H
+    design = problem.design
+    beta_minus = np.maximum(-parts.beta, 0.0)
+    H -= tall_gram(sketch.apply(design, row_weights=beta_minus))
+    H += H.T
+    H *= 0.5
+    return H
 
 
 class PcgStep:
@@ -211,6 +315,7 @@ class PcgStep:
 
     name = "pcg"
     accepts_shift = True
+    accepts_radius = True
     #: Re-sketch when iterations per decade grow by more than this factor.
     refactor_ratio = 1.5
     #: ... and the last solve took more than this many iterations.
@@ -236,7 +341,7 @@ class PcgStep:
             return False
         return nit / max(decades, 1.0) > self.refactor_ratio * self._base_rate
 
-    def direction(self, parts, g, timings, shift=0.0):
+    def direction(self, parts, g, timings, shift=0.0, radius=None):
         problem = self.problem
         gnorm = float(np.linalg.norm(g))
         if self._g0norm is None:
@@ -266,11 +371,25 @@ class PcgStep:
             timings["factor"] += self.precond.factor_time
         eta = min(0.5, gnorm / self._g0norm)
         t0 = time.perf_counter()
+        if radius is not None:  # Steihaug CG in the trust region (M^{-1}-norm)
+            tr = steihaug_cg(H, g, radius, M=self.precond, rtol=eta, maxiter=self.maxiter)
+            timings["solve"] += time.perf_counter() - t0
+            self._last = (tr.nit, 1.0)
+            return Direction(tr.s, shift=self.precond.shift + shift, inner_iters=tr.nit,
+                             sketch_size=self.sketch_size if resketched else 0,
+                             indefinite=tr.negative_curvature,
+                             model_value=tr.model_value, step_norm=tr.step_norm)
         res = pcg(H, -g, rtol=eta, maxiter=self.maxiter, M=self.precond)
         if res.negative_curvature and res.nit == 0:
             p = -self.precond.matvec(g)
         else:
             p = res.x
+        # a Hessian that may be indefinite (beta_- represented, see _sketches_negative_part)
+        # is handled in a trust region by Steihaug CG (globalization "auto"), whatever CG
+        # met on its Krylov space
+        indefinite = bool(res.negative_curvature) or _sketches_negative_part(problem, parts)
+        # ‖p‖ in the preconditioner's M^{-1}-norm, the norm Steihaug CG measures radii in
+        step_norm = float(np.linalg.norm(self.precond._fac.factor @ p))
         timings["solve"] += time.perf_counter() - t0
         decades = float(np.log10(max(res.residual_norms[0], 1e-300)
                                  / max(res.residual_norms[-1], 1e-300)))
@@ -278,7 +397,8 @@ class PcgStep:
         if self._base_rate is None and res.nit > 0:
             self._base_rate = res.nit / max(decades, 1.0)
         return Direction(p, shift=self.precond.shift + shift, inner_iters=res.nit,
-                         sketch_size=self.sketch_size if resketched else 0)
+                         sketch_size=self.sketch_size if resketched else 0,
+                         indefinite=indefinite, step_norm=step_norm)
 
 
 from ._wide import WideStep  # noqa: E402  (it builds on Direction above)

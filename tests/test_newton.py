@@ -305,7 +305,10 @@ def test_success_only_at_the_recomputed_gradient_when_z_drifts(acceptance, monke
         out = exact_axpby(a, u, b, v)
         return out * (1.0 + perturbation * noise.uniform(-1.0, 1.0, out.shape))
 
+    import fastnewton._globalization as globalization
+
     monkeypatch.setattr(newton, "axpby", drifting_axpby)
+    monkeypatch.setattr(globalization, "axpby", drifting_axpby)
     g0 = np.linalg.norm(prob.jac(np.zeros(D)))
     fooled, drift = [], []
 

@@ -138,7 +138,7 @@ def test_gradreg_from_far_away_without_line_search(rng):
 def test_globalization_bad_input(rng):
     prob, x0 = _problem(rng, "exp", n=200, d=5)
     with pytest.raises(ValueError, match="globalization must be one of"):
-        fn.minimize(prob, method="pcg", globalization="trust-region")
+        fn.minimize(prob, method="pcg", globalization="levenberg")
 
 
 def test_pcg_method_bad_sketch_size(rng):

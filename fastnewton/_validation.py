@@ -71,7 +71,10 @@ def check_matrix(A, name="A", *, accept_dense=True, copy=False):
     Any valid scipy matrix is accepted: unsorted indices and duplicate entries (summed,
     as scipy sums them) are canonicalized into a copy, never in the caller's arrays. A
     CSR whose rows are already sorted and unique is wrapped without copying its arrays;
-    other formats are converted by scipy (one copy).
+    other formats are converted by scipy (one copy). Duplicates are summed in their
+    original order, left to right, as ``sum_duplicates`` does after a stable sort (which
+    scipy's sort is for rows of up to 16 entries; for longer rows with 3 or more copies of
+    an index scipy's own order, hence its last bits, may differ).
     """
     if sp.issparse(A):
         return _check_sparse(A, name, copy=copy)

@@ -71,7 +71,10 @@ def check_matrix(A, name="A", *, accept_dense=True, copy=False):
     Any valid scipy matrix is accepted: unsorted indices and duplicate entries (summed,
     as scipy sums them) are canonicalized into a copy, never in the caller's arrays. A
     CSR whose rows are already sorted and unique is wrapped without copying its arrays;
-    other formats are converted by scipy (one copy).
+    other formats are converted by scipy (one copy). Duplicates are summed in their
+    original order, left to right, as ``sum_duplicates`` does after a stable sort (which
+    scipy's sort is for rows of up to 16 entries; for longer rows with 3 or more copies of
+    an index scipy's own order, hence its last bits, may differ).
     """
     if sp.issparse(A):
         return _check_sparse(A, name, copy=copy)
@@ -130,12 +133,15 @@ def _check_sparse(A, name, copy=False):
     if data.dtype != dtype:
         data = data.astype(dtype)
         copy = False
-    if not _all_finite(data):
-        raise ValidationError(f"{name} contains NaN or infinite values")
-    if not canonical:
-        indptr, indices, data = _canonicalize(indptr, indices, data)
-    elif copy:
-        indptr, indices, data = indptr.copy(), indices.copy(), data.copy()
+    if canonical:
+        if not _all_finite(data):
+            raise ValidationError(f"{name} contains NaN or infinite values")
+        if copy:
+            indptr, indices, data = indptr.copy(), indices.copy(), data.copy()
+    else:  # the values are checked while they are copied
+        indptr, indices, data, nonfinite = _canonicalize(indptr, indices, data, A.shape[1])
+        if nonfinite:
+            raise ValidationError(f"{name} contains NaN or infinite values")
     return wrap_csr(data, indices, indptr, A.shape)
 
 
@@ -220,27 +226,40 @@ def _all_finite(data):
     return True
 
 
-def _canonicalize(indptr, indices, data):
-    """A canonical copy (rows sorted, duplicates summed as scipy sums them) of valid
-    CSR arrays; never writes into the arguments."""
+def _canonicalize(indptr, indices, data, n_cols):
+    """A canonical copy (rows sorted, duplicates summed as scipy sums them) of valid CSR
+    arrays, and the number of NaN and infinite values among ``data``; never writes into
+    the arguments.
+
+    Two passes over fixed row blocks, each in parallel: the first sorts the rows that
+    need it and counts each row's distinct indices, the second writes every row at its
+    final place in arrays of the final size (no compaction, no oversized buffer) and
+    checks the values it reads.
+    """
     from .linalg import _kernels
 
     n = indptr.size - 1
     nnz = int(indptr[-1])
-    new_indices = np.empty(nnz, dtype=indices.dtype)
-    new_data = np.empty(nnz, dtype=data.dtype)
-    row_len = np.empty(n, dtype=np.int64)
-    _kernels.canonicalize_rows(indptr, indices, data, new_indices, new_data, row_len)
+    nb = -(-n // _kernels.CANON_BLOCK_ROWS)
     new_indptr = np.empty(n + 1, dtype=indptr.dtype)
     new_indptr[0] = 0
-    np.cumsum(row_len, out=new_indptr[1:])
-    new_nnz = int(new_indptr[-1])
-    if new_nnz < nnz:
-        _kernels.compact_rows(indptr, row_len, new_indptr, new_indices, new_data)
-        new_indices, new_data = new_indices[:new_nnz], new_data[:new_nnz]
-        if new_nnz < 0.9 * nnz:  # do not keep a much larger buffer alive
-            new_indices, new_data = new_indices.copy(), new_data.copy()
-    return new_indptr, new_indices, new_data
+    kind = np.empty(n, dtype=np.uint8)
+    slot = np.empty(nnz, dtype=np.uint8)  # written for the unsorted short rows only
+    block_nnz = np.empty(nb, dtype=np.int64)
+    # sort keys index * 2**7 + position: int32 where they fit (twice the lanes)
+    small_max = _kernels.SMALL_ROW if n_cols < 2**56 else 0
+    pad = np.int32(2**31 - 1) if n_cols < 2**24 else np.int64(2**63 - 1)
+    _kernels.plan_canonical_rows(indptr, indices, pad, small_max, new_indptr[1:], kind, slot,
+                                 block_nnz)
+    block_start = np.zeros(nb + 1, dtype=np.int64)
+    np.cumsum(block_nnz, out=block_start[1:])
+    new_nnz = int(block_start[-1])
+    new_indices = np.empty(new_nnz, dtype=indices.dtype)
+    new_data = np.empty(new_nnz, dtype=data.dtype)
+    nonfinite = np.empty(nb, dtype=np.int64)
+    _kernels.write_canonical_rows(indptr, indices, data, kind, slot, block_start, new_indptr,
+                                  new_indices, new_data, nonfinite)
+    return new_indptr, new_indices, new_data, int(nonfinite.sum())
 
 
 def check_vector(v, n, name, *, allow_none=False):

@@ -264,7 +264,12 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
                          f"shift; method {method!r} does not")
     design = problem.design
     d = design.d
-    x = np.zeros(d) if x0 is None else check_x(x0, d, "x0").copy()
+    if x0 is not None:
+        x = check_x(x0, d, "x0").copy()
+    elif hasattr(problem, "initial_point"):  # GLMRegression: the intercept at link(mean y)
+        x = check_x(problem.initial_point(), d, "problem.initial_point()").copy()
+    else:
+        x = np.zeros(d)
     rng = check_rng(seed)
     stepper = STEP_MODELS[method](problem, rng, sketch, sketch_size)
 

@@ -269,9 +269,9 @@ def _linear_model_choice(s, cost_exact, cost_sketch, gram, wide=True):
     """auto's choice for GLMs and user separable losses up to :data:`WIDE_MIN_D` columns.
 
     They also weigh pcg: one sketched preconditioner, kept across steps, plus about 5
-    steps of 20 passes (sparse; 8 dense A passes, BLAS); and the exact Gram's scattered products cost more once the d x d
-    accumulator leaves the cache ((d / 512)^2.2; calibrated on the method-choice table
-    of docs/performance.md). And (``wide``: no ``sketch_size`` given) Jacobi Newton-CG:
+    steps of 20 passes (sparse; 8 dense A passes, BLAS); and the exact Gram's scattered
+    products cost more once the d x d accumulator leaves the cache ((d / 512)^2.2;
+    calibrated on the method-choice table of docs/performance.md). And (``wide``: no ``sketch_size`` given) Jacobi Newton-CG:
     :data:`GLM_WIDE_STEPS` steps of :data:`GLM_WIDE_CG` CG iterations of two passes
     each, plus the gradient, the diagonal and the line search (about 4 passes), and
     :data:`CG_OVERHEAD` per iteration. Measured on the GLM race (n = 1e6, d = 1000,

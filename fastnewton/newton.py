@@ -140,7 +140,10 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     ----------
     problem : a fastnewton problem (``fn.ExpRegression`` ...)
     x0 : array_like (d,), optional
-        Start; zeros by default.
+        Start. By default the problem's ``initial_point()`` where it has one
+        (:meth:`GLMRegression.initial_point <fastnewton.GLMRegression.initial_point>`:
+        coef 0, the intercept at the link of the mean of y), else zeros. ``tol`` is
+        relative to the gradient there.
     method : {"auto", "exact", "sketch", "sample", "pcg", "wide"}
         ``exact``: assembled Hessian (quadratic convergence, ~sum of squared row
         nonzeros per step). ``sketch``: Hessian of a CountSketch of

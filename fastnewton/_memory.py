@@ -39,6 +39,12 @@ BLAS_FLOP = 0.037
 STEPS = {"exact": 5.0, "sketch": 17.0, "sample": 17.0, "pcg": 6.0, "wide": 8.0}
 #: CG iterations per Newton step: pcg (sketch-preconditioned), wide (Jacobi).
 CG_ITERS = {"pcg": 5.0, "wide": 25.0}
+#: GLMs (auto up to WIDE_MIN_D): Newton steps and CG iterations per step of Jacobi
+#: Newton-CG (measured on the GLM race: 5 steps, 13-16 CG iterations in all).
+GLM_WIDE_STEPS = 5.0
+GLM_WIDE_CG = 4.0
+#: Fixed cost of one CG iteration or Newton step (Python, dispatch), in multiply-adds.
+CG_OVERHEAD = 5e5
 _GIB = 2.0 ** 30
 _ENV = "FASTNEWTON_MEMORY_LIMIT"
 
@@ -242,7 +248,8 @@ def choose_method(problem, sketch_size=None, available=None):
         if not _is_linear_model(problem):
             return "exact" if STEPS["exact"] * cost_exact <= STEPS["sketch"] * cost_sketch \
                 else "sketch"
-        return _linear_model_choice(s, cost_exact, cost_sketch, gram)
+        return _linear_model_choice(s, cost_exact, cost_sketch, gram,
+                                    wide=sketch_size is None)
     times = {meth: method_time(meth, n, d, nnz, s["row_sq"], sketch_size=m, sparse=s["sparse"])
              for meth in ("exact", "sketch")}
     times["wide"] = method_time("wide", n, d, nnz, s["row_sq"], sparse=s["sparse"])
@@ -258,17 +265,30 @@ def _is_linear_model(problem):
     return isinstance(problem, LinearModelProblem)
 
 
-def _linear_model_choice(s, cost_exact, cost_sketch, gram):
+def _linear_model_choice(s, cost_exact, cost_sketch, gram, wide=True):
     """auto's choice for GLMs and user separable losses up to :data:`WIDE_MIN_D` columns.
 
     They also weigh pcg: one sketched preconditioner, kept across steps, plus about 5
     steps of 20 passes (sparse; 8 dense A passes, BLAS); and the exact Gram's scattered
     products cost more once the d x d accumulator leaves the cache ((d / 512)^2.2;
-    calibrated on the method-choice table of docs/performance.md: pcg fastest at
-    d = 1000 and on dense 2e5 x 500)."""
-    nnz, d, sparse = s["nnz"], s["d"], s["sparse"]
+    calibrated on the method-choice table of docs/performance.md). And (``wide``: no ``sketch_size`` given) Jacobi Newton-CG:
+    :data:`GLM_WIDE_STEPS` steps of :data:`GLM_WIDE_CG` CG iterations of two passes
+    each, plus the gradient, the diagonal and the line search (about 4 passes), and
+    :data:`CG_OVERHEAD` per iteration. Measured on the GLM race (n = 1e6, d = 1000,
+    sparse standardized / unstandardized, and dense 2e5 x 500; binomial and Poisson):
+    Jacobi CG needed 13-16 CG iterations over 5 Newton steps, pcg about 30 plus its
+    8000 x 1000 sketch and factor; wide took 1.4-2.2 s against pcg's 4.7-8.3 s (sparse)
+    and 6.4-6.7 s against 8.3-11.9 s (dense, busy host). On short rows at small n (2e4
+    x 200) exact stays (0.21 s against wide's 0.15-0.26 s; exact needs no CG count)."""
+    nnz, d, sparse, n = s["nnz"], s["d"], s["sparse"], s["n"]
     if sparse:
         cost_exact += gram * (max(1.0, d / 512.0) ** 2.2 - 1.0)
     costs = {"exact": STEPS["exact"] * cost_exact, "sketch": STEPS["sketch"] * cost_sketch,
              "pcg": cost_sketch + 5.0 * (20.0 if sparse else 8.0) * nnz}
+    if wide:
+        reduce = 2.0 * n_row_blocks(n) * d
+        pass_ = nnz if sparse else 0.4 * nnz  # a dense pass is BLAS, as pcg's 8 of 20
+        per_iter = 2.0 * pass_ + reduce + CG_OVERHEAD
+        costs["wide"] = GLM_WIDE_STEPS * (GLM_WIDE_CG * per_iter + 4.0 * pass_ + 2.0 * reduce
+                                          + CG_OVERHEAD)
     return min(costs, key=costs.get)

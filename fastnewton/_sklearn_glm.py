@@ -128,6 +128,8 @@ class _FastNewtonGLM(BaseEstimator):
         problem = GLMRegression(X, y, family=family, power=power, sample_weight=sample_weight,
                                 fit_intercept=self.fit_intercept, lam=lam)
         sw_sum = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+        if x0 is None:  # the intercept at the link of the weighted mean, as scikit-learn
+            x0 = problem.initial_point()
         g0 = float(np.linalg.norm(problem.jac(x0)))
         target = self.tol * sw_sum
         rtol = 1.0 if g0 <= target else target / g0
@@ -323,14 +325,7 @@ class LogisticRegression(ClassifierMixin, _FastNewtonGLM):
             sample_weight = sample_weight * cw[LabelEncoder().fit(self.classes_).transform(y)]
         y01 = (y == self.classes_[1]).astype(np.float64)
         n_features = X.shape[1]
-        x0 = self._warm_start_x0(n_features)
-        if x0 is None:
-            x0 = np.zeros(n_features + int(self.fit_intercept))
-            if self.fit_intercept:
-                p = np.average(y01, weights=sample_weight) if sample_weight is not None \
-                    and sample_weight.sum() > 0 else y01.mean()
-                p = min(max(p, 1e-10), 1.0 - 1e-10)
-                x0[-1] = np.log(p / (1.0 - p))
+        x0 = self._warm_start_x0(n_features)  # None: GLMRegression.initial_point()
         (coef, intercept), res = self._solve(X, y01, sample_weight, "binomial", None, lam, x0)
         self.coef_ = coef.astype(X.dtype, copy=False)[None, :]
         self.intercept_ = np.array([intercept if self.fit_intercept else 0.0], dtype=X.dtype)
@@ -391,7 +386,7 @@ class _GeneralizedLinearRegressor(RegressorMixin, _FastNewtonGLM):
         alpha = _check_real(self, "alpha", low=0.0)
         _check_common(self, _GLM_SOLVERS, 1)
         _check_real(self, "tol", low=0.0, low_open=True)
-        family, power, link, _ = self._family()
+        family, power, _, _ = self._family()
         X, y = _validate_data(self, X, y, accept_sparse="csr", dtype=_DTYPES, y_numeric=True,
                               multi_output=False)
         y = check_array(y, dtype=np.float64, ensure_2d=False)
@@ -400,12 +395,7 @@ class _GeneralizedLinearRegressor(RegressorMixin, _FastNewtonGLM):
                                      dtype=np.float64)
         sw_sum = float(X.shape[0] if sample_weight is None else sample_weight.sum())
         n_features = X.shape[1]
-        x0 = self._warm_start_x0(n_features)
-        if x0 is None:
-            x0 = np.zeros(n_features + int(self.fit_intercept))
-            if self.fit_intercept:  # link of the weighted mean, as scikit-learn starts
-                mean = float(np.average(y, weights=sample_weight)) if sw_sum > 0 else 0.0
-                x0[-1] = mean if link == "identity" else (np.log(mean) if mean > 0 else 0.0)
+        x0 = self._warm_start_x0(n_features)  # None: GLMRegression.initial_point()
         (coef, intercept), res = self._solve(X, y, sample_weight, family, power,
                                              alpha * sw_sum, x0)
         self.coef_ = coef.astype(X.dtype, copy=False)

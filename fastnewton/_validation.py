@@ -93,7 +93,7 @@ def check_matrix(A, name="A", *, accept_dense=True, copy=False):
     arr = np.ascontiguousarray(arr, dtype=dtype)
     if copy and np.shares_memory(arr, A):
         arr = arr.copy()
-    if not np.isfinite(arr).all():
+    if not _all_finite(arr.reshape(-1)):
         raise ValidationError(f"{name} contains NaN or infinite values")
     return arr
 
@@ -218,7 +218,14 @@ def _check_compressed_structure(indptr, indices, data, shape, fmt, name):
 
 
 def _all_finite(data):
-    """Whether every value is finite (in chunks: no temporary of A's size)."""
+    """Whether every value of a 1-D array is finite (no temporary of A's size).
+
+    A finite sum proves it in one read (a NaN or infinity makes the sum NaN or
+    infinite); a sum that is not finite (a non-finite value, or an overflow of finite
+    ones) is settled by the exact test, in chunks."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(data)):
+            return True
     chunk = 1 << 20
     for s in range(0, data.size, chunk):
         if not np.isfinite(data[s:s + chunk]).all():
@@ -284,7 +291,7 @@ def check_vector(v, n, name, *, allow_none=False):
     if arr.shape[0] != n:
         raise ValidationError(f"{name} has {arr.shape[0]} entries, expected {n}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
+    if not _all_finite(arr.reshape(-1)):
         raise ValidationError(f"{name} contains NaN or infinite values")
     return arr
 

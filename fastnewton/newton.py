@@ -160,7 +160,10 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
     ----------
     problem : a fastnewton problem (``fn.ExpRegression`` ...)
     x0 : array_like (d,), optional
-        Start; zeros by default.
+        Start. By default the problem's ``initial_point()`` where it has one
+        (:meth:`GLMRegression.initial_point <fastnewton.GLMRegression.initial_point>`:
+        coef 0, the intercept at the link of the mean of y), else zeros. ``tol`` is
+        relative to the gradient there.
     method : {"auto", "exact", "sketch", "sample", "pcg", "wide"}
         ``exact``: assembled Hessian (quadratic convergence, ~sum of squared row
         nonzeros per step). ``sketch``: Hessian of a CountSketch of
@@ -304,6 +307,17 @@ def _check_options(problem, options, sketch_size, tol, maxiter, armijo, max_back
                          f"got {globalization!r}")
 
 
+def _start_point(problem, x0):
+    """x0, else the problem's ``initial_point()`` (GLMRegression: the intercept at
+    link(mean y)), else zeros; always a fresh float64 array."""
+    d = problem.design.d
+    if x0 is not None:
+        return check_x(x0, d, "x0").copy()
+    if hasattr(problem, "initial_point"):
+        return check_x(problem.initial_point(), d, "problem.initial_point()").copy()
+    return np.zeros(d)
+
+
 class _Solve:
     """The state of one :func:`minimize` solve and its named steps (setup in
     ``__init__``, then ``check_convergence`` -> ``step`` -> ``report`` per iteration,
@@ -325,8 +339,7 @@ class _Solve:
         self.timings = dict.fromkeys(_PHASES, 0.0)
         t0 = time.perf_counter()
         if resume is None:
-            x = np.zeros(design.d) if x0 is None else check_x(x0, design.d, "x0").copy()
-            state = self._start(x, t0)
+            state = self._start(_start_point(problem, x0), t0)
         else:
             state = check_resume(resume, method, design)
             self.parts = None

@@ -393,3 +393,37 @@ def test_cli_solves_a_glm(tmp_path, rng):
     assert rc == 0
     ref = fn.minimize(fn.GLMRegression(A, y, family="poisson", lam=1.0), tol=1e-10)
     assert _rel(np.load(out)["x"], ref.x) < 1e-8
+
+
+# -- the default start ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("family, power", CASES, ids=IDS)
+def test_initial_point_minimizes_the_intercept_at_zero_coef(family, power, rng):
+    prob, A, y, sw, off = _instance(rng, family, power, intercept=True, weights=True,
+                                    offset=False)
+    x0 = prob.initial_point()
+    fg = _reference_objective(family, power, A, y, sw, off, True, prob.alpha)
+    _, g = fg(x0)
+    assert x0.shape == (prob.d,) and np.all(x0[:-1] == 0.0)
+    # the intercept's derivative vanishes: the exact minimizer over it at coef = 0
+    _, g_zero = fg(np.zeros(prob.d))
+    assert abs(g[-1]) <= 1e-10 * max(abs(g_zero[-1]), 1.0)
+    # minimize starts there when no x0 is given
+    with pytest.warns(fn.ConvergenceWarning):
+        res = fn.minimize(prob, method="exact", maxiter=0)
+    np.testing.assert_array_equal(res.x, x0)
+
+
+def test_initial_point_with_offsets_and_without_intercept(rng):
+    prob, A, y, sw, off = _instance(rng, "normal", None, intercept=True, weights=True,
+                                    offset=True)
+    b = prob.initial_point()[-1]
+    assert b == pytest.approx(np.average(y, weights=sw) - np.average(off, weights=sw),
+                              rel=1e-12)
+    prob, *_ = _instance(rng, "poisson", None, intercept=False, weights=False, offset=True)
+    np.testing.assert_array_equal(prob.initial_point(), np.zeros(prob.d))
+    # degenerate means stay finite: all-zero counts, all-one labels
+    A = rng.standard_normal((20, 3))
+    assert fn.GLMRegression(A, np.zeros(20), family="poisson").initial_point()[-1] == 0.0
+    b = fn.GLMRegression(A, np.ones(20), family="binomial").initial_point()[-1]
+    assert np.isfinite(b) and b > 20

@@ -171,6 +171,39 @@ class GLMRegression(LinearModelProblem):
         #: True where the loss is convex in z for every y (Tweedie power > 2 is not).
         self.convex = not (family == "tweedie" and power > 2)
 
+    def initial_point(self):
+        r"""The start of :func:`~fastnewton.minimize` when no ``x0`` is given: coef = 0 and
+        the intercept at the link of the weighted mean of y, as scikit-learn and glum start.
+
+        With an intercept: :math:`\bar y = \sum_i s_i y_i / \sum_i s_i`, intercept
+        :math:`g(\bar y) - \bar o` with g the link (identity for normal, logit for
+        binomial with :math:`\bar y` clipped to :math:`[10^{-10}, 1 - 10^{-10}]`, log
+        otherwise; 0 when :math:`\bar y = 0`) and :math:`\bar o` the weighted mean of
+        the offsets (0 without). Without offsets (and :math:`\bar y` inside the domain)
+        this is the exact minimizer over the intercept at coef = 0 for every family (each
+        family's mean is :math:`g^{-1}(z)`). Without an intercept: zeros.
+
+        Returns
+        -------
+        ndarray (d,)
+        """
+        x = np.zeros(self.d)
+        if not self.fit_intercept:
+            return x
+        w = self.sample_weight
+        ybar = float(np.mean(self.y) if w is None else np.dot(w, self.y) / w.sum())
+        if self.family == "normal":
+            b = ybar
+        elif self.family == "binomial":
+            p = min(max(ybar, 1e-10), 1.0 - 1e-10)
+            b = float(np.log(p / (1.0 - p)))
+        else:
+            b = float(np.log(ybar)) if ybar > 0 else 0.0
+        if self.offset is not None:
+            b -= float(np.mean(self.offset) if w is None else np.dot(w, self.offset) / w.sum())
+        x[-1] = b
+        return x
+
     def _run(self, z, rows, grad, beta):
         val = _glm_kernels.glm_loss_grad(
             self._code, 0.0 if self.power is None else self.power, z, self._take(self.y, rows),

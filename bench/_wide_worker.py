@@ -24,38 +24,9 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def _status_kb(key):
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
-
-
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def load(path):
-    with np.load(path) as f:
-        A = sp.csr_array((f["data"], f["indices"], f["indptr"]), shape=tuple(f["shape"]))
-        return A, f["y"].copy()
-
-
-def _start_intercept(family, y):
-    m = float(np.mean(y))
-    if family == "binomial":
-        m = min(max(m, 1e-10), 1 - 1e-10)
-        return float(np.log(m / (1 - m)))
-    return float(np.log(m)) if m > 0 else 0.0
+# The shared worker plumbing of the races (peak-memory probes, data loading, the
+# peers' intercept start) lives in the GLM race's worker.
+from _glm_worker import _reset_peak, _start_intercept, _status_kb, load  # noqa: E402
 
 
 def fit(spec, A, y):

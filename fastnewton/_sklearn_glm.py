@@ -365,6 +365,20 @@ class LogisticRegression(ClassifierMixin, _FastNewtonGLM):
 class _GeneralizedLinearRegressor(RegressorMixin, _FastNewtonGLM):
     """Shared fit/predict/score of the log-link (and normal) GLM regressors."""
 
+    # the constructor of PoissonRegressor and GammaRegressor (scikit-learn reads the
+    # parameter names from it); TweedieRegressor adds power and link
+    def __init__(self, *, alpha=1.0, fit_intercept=True, solver="lbfgs", max_iter=100,
+                 tol=1e-4, warm_start=False, verbose=0, method="auto", random_state=None):
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.method = method
+        self.random_state = random_state
+
     def _family(self):  # pragma: no cover - abstract
         """(family, power, link, d2_power) of the model."""
         raise NotImplementedError
@@ -480,18 +494,6 @@ class PoissonRegressor(_GeneralizedLinearRegressor):
     ----------
     """ + _GLM_PARAMS
 
-    def __init__(self, *, alpha=1.0, fit_intercept=True, solver="lbfgs", max_iter=100,
-                 tol=1e-4, warm_start=False, verbose=0, method="auto", random_state=None):
-        self.alpha = alpha
-        self.fit_intercept = fit_intercept
-        self.solver = solver
-        self.max_iter = max_iter
-        self.tol = tol
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.method = method
-        self.random_state = random_state
-
     def _family(self):
         return "poisson", None, "log", 1.0
 
@@ -506,18 +508,6 @@ class GammaRegressor(_GeneralizedLinearRegressor):
     Parameters
     ----------
     """ + _GLM_PARAMS
-
-    def __init__(self, *, alpha=1.0, fit_intercept=True, solver="lbfgs", max_iter=100,
-                 tol=1e-4, warm_start=False, verbose=0, method="auto", random_state=None):
-        self.alpha = alpha
-        self.fit_intercept = fit_intercept
-        self.solver = solver
-        self.max_iter = max_iter
-        self.tol = tol
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.method = method
-        self.random_state = random_state
 
     def _family(self):
         return "gamma", None, "log", 2.0

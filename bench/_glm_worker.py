@@ -4,7 +4,7 @@
 
 ``SPECS.json``: a list of solver specs ``{"solver": "sklearn-lbfgs" | ..., "family":
 "binomial" | "poisson", "lam": float, "tol": float, "max_iter": int}``. Each solver is
-warmed up on the first 2,000 rows of the data first (imports, JIT compilation and cache
+warmed up on the first 20,000 rows of the data first (imports, JIT compilation and cache
 loads, lazy initializations), then
 timed from the data in memory to the fitted coefficients. One JSON line per solver is
 appended to ``OUT.jsonl`` as soon as it finishes (a "start" line before), so that a
@@ -110,7 +110,7 @@ def fit(spec, A, y):
     raise ValueError(f"unknown solver {solver!r}")
 
 
-def _warmup_data(A, y, rows=2000):
+def _warmup_data(A, y, rows=20000):
     """The first rows of the race's data (same dtypes, format and d: the same kernels)."""
     m = min(A.shape[0], rows)
     return A[:m], y[:m]

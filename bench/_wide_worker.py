@@ -83,7 +83,7 @@ def main(argv):
         specs = json.load(fh)
     A, y = load(data_path)
     for spec in specs:  # warm-up: imports, JIT compilation / cache loads, lazy set-up
-        m = min(A.shape[0], 2000)
+        m = min(A.shape[0], 20000)
         fit(dict(spec, max_iter=5), A[:m], y[:m])
     with open(out_path, "a") as out:
         for spec in specs:

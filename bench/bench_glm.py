@@ -15,7 +15,7 @@ by one numpy formula (:func:`objective`) and compared with the best of all solve
 (relative gap; a solver above 1e-10 is marked).
 
 Solvers, each in its own subprocess (``bench/_glm_worker.py``; the data travel through
-a temporary .npz; a warm-up fit on the first 2,000 rows first, so imports, JIT compilation
+a temporary .npz; a warm-up fit on the first 20,000 rows first, so imports, JIT compilation
 and cache loads are not timed), killed at the cap (reported as a lower bound). Peak
 memory: the worker's VmHWM (reset before each fit), and the growth over the RSS before
 the fit (``fit RSS``: what the solver allocated):

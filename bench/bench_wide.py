@@ -18,7 +18,7 @@ gap; ``reached`` means gap <= 1e-8). liblinear penalizes its intercept; it runs 
 small but not zero.
 
 Every solver runs in its own subprocess (``bench/_wide_worker.py``; data through a
-temporary .npz; a warm-up fit on the first 2,000 rows first), killed at the cap
+temporary .npz; a warm-up fit on the first 20,000 rows first), killed at the cap
 (reported as a lower bound). Peak memory: the worker's VmHWM during the fit (it holds A
 and the Python runtime), compared with ``3 x bytes(A) + 1 GiB``.
 

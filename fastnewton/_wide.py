@@ -16,6 +16,7 @@ from ._validation import check_scalar
 from .exceptions import ValidationError
 from .hessian import DiagonalPreconditioner, HessianOperator, ScaledNystromPreconditioner
 from .linalg import pcg
+from .linalg._design import ridge_value
 
 __all__ = ["WideStep"]
 
@@ -97,6 +98,24 @@ class WideStep:
             self._base_rate = None
             return M, True
         return M, False
+
+    def objective_gradient(self, x, z, timings, pre=None):
+        """``(f, g, parts)`` at (x, z) with the Jacobi preconditioner's diagonal computed
+        in the gradient's pass over A (not with low-rank Hessian parts; None, the driver's
+        usual path, with a Nyström preconditioner or an overflowing loss). ``pre``:
+        ``loss_grad_parts_z(z)`` when already computed."""
+        prob = self.problem
+        if self.rank is not None or not hasattr(prob, "loss_grad_parts_z"):
+            return None
+        f, gz, parts = prob.loss_grad_parts_z(z) if pre is None else pre
+        if parts is None:
+            return None
+        if parts.U is not None:
+            return f + ridge_value(prob.lam, x), prob.design.rmatvec(gz) + prob.lam * x, parts
+        Atg, diag = prob.design.rmatvec_diag(gz, parts.beta_plus())
+        diag += prob.lam
+        self._precond = (parts, DiagonalPreconditioner.from_diagonal(diag))
+        return f + ridge_value(prob.lam, x), Atg + prob.lam * x, parts
 
     def direction(self, parts, g, timings, shift=0.0):
         problem = self.problem

@@ -306,3 +306,50 @@ def test_row_sq_norms_of_A_M_match_dense(rng):
             two = _row_sq_norms(Design(A), M)
         assert np.array_equal(one, two)
         np.testing.assert_allclose(one, ref, rtol=1e-12, atol=1e-12 * ref.max())
+
+
+def _one_pass_products(design, rng):
+    n, d = design.n, design.d
+    y, w, p = rng.standard_normal(n), rng.random(n), rng.standard_normal(d)
+    g, diag = design.rmatvec_diag(y, w)
+    H, t = design.normal_matvec(w, p)
+    return {"rmatvec": design.rmatvec(y), "rmatvec_diag_g": g, "rmatvec_diag_d": diag,
+            "col_sq": design.weighted_col_sq(w), "normal": H, "normal_t": t}, (y, w, p)
+
+
+@pytest.mark.parametrize("fmt", ["csr_array", "dense", "dense_fortran"])
+@pytest.mark.parametrize("intercept", [False, True])
+def test_one_pass_products_match_numpy_and_ignore_threads(rng, fmt, intercept):
+    """The fused one-pass products (gradient + Jacobi diagonal, normal product, dense
+    transpose product) against numpy, and bitwise the same for 1 and 2 threads."""
+    from fastnewton.linalg._design import InterceptDesign
+
+    n, d = 3 * 4096 + 77, 37
+    A, Ad = make_matrix(rng, n, d, "dense" if fmt.startswith("dense") else fmt, density=0.1)
+    if fmt == "dense_fortran":
+        A = np.asfortranarray(A)
+    design = InterceptDesign(A) if intercept else Design(A)
+    Ab = np.column_stack([Ad, np.ones(n)]) if intercept else Ad
+    seed = int(rng.integers(2**32))
+    with thread_limit(1):
+        one, (y, w, p) = _one_pass_products(design, np.random.default_rng(seed))
+    with thread_limit(2):
+        two, _ = _one_pass_products(design, np.random.default_rng(seed))
+    for key in one:
+        assert np.array_equal(one[key], two[key]), key
+    assert_close(one["rmatvec"], Ab.T @ y)
+    assert_close(one["rmatvec_diag_g"], Ab.T @ y)
+    assert_close(one["rmatvec_diag_d"], (Ab * Ab).T @ w)
+    assert np.array_equal(one["rmatvec_diag_d"], one["col_sq"])  # the same rounding
+    assert_close(one["normal_t"], Ab @ p)
+    assert_close(one["normal"], Ab.T @ (w * (Ab @ p)))
+
+
+def test_one_pass_products_check_lengths():
+    from fastnewton.exceptions import ValidationError
+
+    design = Design(np.ones((5, 3)))
+    with pytest.raises(ValidationError, match="w must have shape"):
+        design.rmatvec_diag(np.ones(5), np.ones(4))
+    with pytest.raises(ValidationError, match="y must have shape"):
+        design.rmatvec_diag(np.ones(6), np.ones(5))

@@ -161,6 +161,34 @@ def test_diagonal_preconditioner_inverts_the_positive_diagonal(rng):
     np.testing.assert_allclose(M.with_shift(2.0) @ r, r / (expect + 2.0), rtol=1e-12)
 
 
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_fused_gradient_pass_gives_the_jacobi_preconditioner(rng, dense):
+    """WideStep's evaluation computes the gradient and the Jacobi diagonal in one pass:
+    the same objective and gradient as the problem's, the same preconditioner bits as
+    DiagonalPreconditioner, and a preconditioner that direction() then reuses."""
+    prob, _ = _case("poisson-intercept", rng)
+    if dense:
+        prob = fn.GLMRegression(prob.design.base.A.toarray(), prob.y, family="poisson",
+                                lam=1.0)
+    x = 0.1 * rng.standard_normal(prob.d)
+    z = prob.design.matvec(x)
+    step = WideStep(prob, rng, None, None)
+    timings = dict.fromkeys(("gradient", "sketch", "assemble", "solve"), 0.0)
+    f, g, parts = step.objective_gradient(x, z, timings)
+    f_ref, gz = prob.loss_grad_z(z)
+    np.testing.assert_allclose(f, f_ref + 0.5 * x[:-1] @ x[:-1], rtol=1e-13)
+    np.testing.assert_allclose(g, prob.design.rmatvec(gz) + prob.lam * x, rtol=1e-12,
+                               atol=1e-12 * np.abs(g).max())
+    ref = DiagonalPreconditioner(prob.design, parts, prob.lam)
+    held_parts, M = step._precond
+    assert held_parts is parts
+    np.testing.assert_array_equal(M.diagonal, ref.diagonal)
+    step.direction(parts, g, timings)
+    assert step._precond[1] is M and timings["assemble"] < 0.1  # reused, not rebuilt
+    with pytest.raises(ValueError, match="diagonal must be 1-D"):
+        DiagonalPreconditioner.from_diagonal(np.ones((2, 2)))
+
 def test_scaled_nystrom_preconditioner_matches_its_formula(rng):
     n, d, k = 600, 15, 6
     A = rng.standard_normal((n, d)) * np.logspace(0, 2, d)

@@ -16,7 +16,6 @@ from scipy.sparse.linalg import LinearOperator
 from .._validation import check_scalar
 from ..linalg._design import as_design, check_ridge
 from ..linalg._nystrom import NystromPreconditioner
-from . import _kernels
 from ._gram import _check_parts
 from ._operator import HessianOperator, SymmetricOperator
 from ._parts import DiagLowRank
@@ -29,7 +28,7 @@ def hessian_diagonal(A, parts, ridge=0.0, *, AU=None, out=None):
 
     .. math:: H_{jj} = \sum_i \beta_i A_{ij}^2 + (A^T U)_j\, C\, (A^T U)_j^T + \text{ridge}_j
 
-    One pass over a sparse A (a fixed-block reduction: the same bits for any thread
+    One pass over A, sparse or dense (a fixed-block reduction: the same bits for any thread
     count); an intercept design's ones column contributes :math:`\sum_i \beta_i`.
     Memory O(d) plus the reduction buffer of the design.
 
@@ -57,18 +56,7 @@ def hessian_diagonal(A, parts, ridge=0.0, *, AU=None, out=None):
     design = as_design(A)
     _check_parts(design, parts)
     ridge = check_ridge(ridge, design.d)
-    d = design.d
-    out = np.empty(d) if out is None else out
-    base = design.base
-    beta = parts.beta
-    cols = out[:-1] if design.intercept else out
-    if base.sparse:
-        M = base.A
-        _kernels.csr_weighted_col_sq(M.indptr, M.indices, M.data, beta, base._buffer(), cols)
-    else:
-        np.einsum("ij,i,ij->j", base.A, beta, base.A, out=cols)
-    if design.intercept:
-        out[-1] = float(np.sum(beta))
+    out = design.weighted_col_sq(parts.beta, out=out)
     if parts.U is not None:
         AU = design.rmatmat(parts.U) if AU is None else AU
         out += np.einsum("jk,kl,jl->j", AU, parts.C, AU)
@@ -120,6 +108,22 @@ class DiagonalPreconditioner(SymmetricOperator):
         self._inv = 1.0 / self.diagonal
         self.build_time = time.perf_counter() - t0
         super().__init__(dtype=np.dtype(np.float64), shape=(design.d, design.d))
+
+    @classmethod
+    def from_diagonal(cls, diagonal, build_time=0.0):
+        """The preconditioner inverting ``diagonal`` (the diagonal of :math:`H_+`, ridge
+        included, e.g. from :meth:`~fastnewton.linalg.Design.rmatvec_diag` in the
+        gradient's pass over A), made safely positive as in the constructor."""
+        diagonal = np.asarray(diagonal, dtype=np.float64)
+        if diagonal.ndim != 1:
+            raise ValueError(f"diagonal must be 1-D, got shape {diagonal.shape}")
+        new = object.__new__(cls)
+        new.diagonal = _positive(diagonal)
+        new._inv = 1.0 / new.diagonal
+        new.build_time = float(build_time)
+        SymmetricOperator.__init__(new, dtype=np.dtype(np.float64),
+                                   shape=(diagonal.shape[0], diagonal.shape[0]))
+        return new
 
     def with_shift(self, shift):
         """The preconditioner of ``H + shift I`` (no pass over A)."""

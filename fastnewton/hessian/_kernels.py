@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["csr_gram_upper", "mirror_upper", "csr_weighted_col_sq"]
+__all__ = ["csr_gram_upper", "mirror_upper"]
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -126,28 +126,3 @@ def csr_normal_matmat(indptr, indices, data, beta, P, buf, out, T):
             for b in range(1, nb):
                 s += buf[b, j, c]
             out[j, c] = s
-
-
-@njit(cache=True, parallel=True, fastmath={"contract"})
-def csr_weighted_col_sq(indptr, indices, data, w, buf, out):
-    """out[j] = sum_i w[i] A[i, j]^2: the diagonal of A^T diag(w) A in one pass over A,
-    through ``buf.shape[0]`` fixed row blocks (buf (nb, d)) summed in block order, so the
-    result does not depend on the thread count."""
-    n = indptr.shape[0] - 1
-    nb, d = buf.shape
-    step = (n + nb - 1) // nb
-    for b in prange(nb):
-        row = buf[b]
-        for j in range(d):
-            row[j] = 0.0
-        for i in range(b * step, min(n, (b + 1) * step)):
-            wi = w[i]
-            if wi != 0.0:
-                for k in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
-                    v = data[k]
-                    row[np.uint64(indices[k])] += wi * v * v
-    for j in range(d):
-        out[j] = buf[0, j]
-    for b in range(1, nb):
-        for j in range(d):
-            out[j] += buf[b, j]

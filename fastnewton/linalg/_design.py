@@ -190,8 +190,44 @@ class Design:
         if self.sparse:
             A = self.A
             _kernels.csr_rmatvec(A.indptr, A.indices, A.data, y, self._buffer(), out)
+        elif self._rows_contiguous():
+            _kernels.dense_rmatvec(self.A, y, self._buffer(), out)
         else:
             np.dot(self.A.T, y, out=out)
+        return out
+
+    def _rows_contiguous(self):
+        return not self.sparse and self.A.flags.c_contiguous
+
+    def rmatvec_diag(self, y, w):
+        """Return ``(A.T @ y, sum_i w_i A_ij^2)`` (the gradient's product and the diagonal
+        of ``A.T diag(w) A``) in one pass over A."""
+        y = self._vec(y, self.n, "y")
+        w = self._vec(w, self.n, "w")
+        nb = n_row_blocks(self.n)
+        if self.sparse:
+            A = self.A
+            out = np.empty((self.d, 2))
+            _kernels.csr_rmatvec_diag(A.indptr, A.indices, A.data, y, w,
+                                      np.empty((nb, self.d, 2)), out)
+            return out[:, 0].copy(), out[:, 1].copy()
+        if not self._rows_contiguous():
+            return self.rmatvec(y), np.einsum("ij,i,ij->j", self.A, w, self.A)
+        out, dout = np.empty(self.d), np.empty(self.d)
+        _kernels.dense_rmatvec_diag(self.A, y, w, np.empty((nb, 2, self.d)), out, dout)
+        return out, dout
+
+    def weighted_col_sq(self, w, out=None):
+        """Return ``sum_i w_i A_ij^2`` (the diagonal of ``A.T diag(w) A``), one pass."""
+        w = self._vec(w, self.n, "w")
+        out = np.empty(self.d) if out is None else out
+        if self.sparse:
+            A = self.A
+            _kernels.csr_weighted_col_sq(A.indptr, A.indices, A.data, w, self._buffer(), out)
+        elif self._rows_contiguous():
+            _kernels.dense_weighted_col_sq(self.A, w, self._buffer(), out)
+        else:
+            np.einsum("ij,i,ij->j", self.A, w, self.A, out=out)
         return out
 
     def normal_matvec(self, beta, p):
@@ -203,6 +239,10 @@ class Design:
         if self.sparse:
             A = self.A
             _kernels.csr_normal_matvec(A.indptr, A.indices, A.data, beta, p, self._buffer(), out, t)
+        elif self._rows_contiguous():
+            buf = self._buffer()
+            _kernels.dense_normal_matvec(self.A, beta, p, 0.0, buf, np.empty(buf.shape[0]),
+                                         out, t)
         else:
             np.dot(self.A, p, out=t)
             np.dot(self.A.T, beta * t, out=out)
@@ -424,7 +464,7 @@ class InterceptDesign(Design):
         pass over a sparse A."""
         beta = self._vec(beta, self.n, "beta")
         p = self._vec(p, self.d, "p")
-        if not self.sparse:
+        if not (self.sparse or self._base._rows_contiguous()):
             t = self.matvec(p)
             return self.rmatvec(beta * t), t
         A = self.A
@@ -432,10 +472,29 @@ class InterceptDesign(Design):
         out = np.empty(self.d)
         buf = self._base._buffer()
         sbuf = np.empty(buf.shape[0])
-        _kernels.csr_normal_matvec_bias(A.indptr, A.indices, A.data, beta, p[:-1],
-                                        float(p[-1]), buf, sbuf, out[:-1], t)
+        if self.sparse:
+            _kernels.csr_normal_matvec_bias(A.indptr, A.indices, A.data, beta, p[:-1],
+                                            float(p[-1]), buf, sbuf, out[:-1], t)
+        else:
+            _kernels.dense_normal_matvec(A, beta, p[:-1], float(p[-1]), buf, sbuf,
+                                         out[:-1], t)
         out[-1] = float(np.sum(sbuf))  # block sums added in block order
         return out, t
+
+    def rmatvec_diag(self, y, w):
+        """Return ``([A, 1].T @ y, diag([A, 1].T diag(w) [A, 1]))`` in one pass over A."""
+        y = self._vec(y, self.n, "y")
+        w = self._vec(w, self.n, "w")
+        g, diag = self._base.rmatvec_diag(y, w)
+        return np.append(g, float(np.sum(y))), np.append(diag, float(np.sum(w)))
+
+    def weighted_col_sq(self, w, out=None):
+        """Return the diagonal of ``[A, 1].T diag(w) [A, 1]`` (one pass over A)."""
+        w = self._vec(w, self.n, "w")
+        out = np.empty(self.d) if out is None else out
+        self._base.weighted_col_sq(w, out=out[:-1])
+        out[-1] = float(np.sum(w))
+        return out
 
     def matmat(self, P):
         """Return ``A @ P[:-1] + P[-1]`` for a (d, k) array (float64, (n, k))."""

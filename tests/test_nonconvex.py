@@ -21,7 +21,10 @@ from fastnewton.linalg._trsub import ModelFactor
 import _reference_families as R
 
 N, D = 4000, 20
-BUDGET = {"exact": 30, "sketch": 30, "pcg": 30, "sample": 40}
+# Step budgets: "does not crawl" (before the curvature-aware steps: 69-182 steps). The
+# fixed-sketch methods converge linearly at the sketch's rate, so their count moves with the
+# last bits of the CPU (twolayer-sketch: 30 steps on an Intel Xeon, 31 on an AMD EPYC).
+BUDGET = {"exact": 30, "sketch": 40, "pcg": 30, "sample": 40}
 
 
 def _cosh_loss(A, b, w, lam):
@@ -203,7 +206,9 @@ def test_trust_region_steps_are_thread_invariant_and_resume_bitwise(method, glob
     from fastnewton.newton import NewtonState
 
     prob, _, x0 = _case("cosh")
-    kw = dict(method=method, tol=1e-10, maxiter=100, seed=0, globalization=globalization)
+    # tol 1e-8: the sketched trust-region steps converge linearly and reach the rounding
+    # level of f near a relative gradient of 1.3e-9 on an AMD EPYC (stalled, status 6)
+    kw = dict(method=method, tol=1e-8, maxiter=100, seed=0, globalization=globalization)
     runs, saved = [], {}
 
     def keep(inter):

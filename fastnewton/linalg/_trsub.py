@@ -40,6 +40,11 @@ class ModelFactor:
         definite; ``nan`` otherwise).
     scale : ndarray (d,)
         ``D^{-1/2}``: the step in scaled coordinates is ``q = p / scale``.
+    null : ndarray of bool (d,)
+        Coordinates whose row of H is exactly zero (no curvature at all, e.g. a column
+        of A that is zero, without ridge). The model gives them unit curvature: their
+        step is ``-g_j``, exactly 0 where the gradient is 0 (so such a coefficient stays
+        where it started, as the minimum-norm solution does).
     """
 
     def __init__(self, H):
@@ -48,10 +53,17 @@ class ModelFactor:
             raise FloatingPointError("the Hessian contains NaN or infinite entries")
         d = H.shape[0]
         dg = np.abs(np.diag(H)).copy()
+        # coordinates without any curvature (a zero column of A and no ridge): unit
+        # curvature in their own units, so that a zero gradient there gives an exactly
+        # zero step (the minimum-norm choice) instead of a rounding error blown up by
+        # the scaling, and a nonzero one a gradient step for the line search to size
+        self.null = ~H.any(axis=1)
+        dg[self.null] = 1.0
         top = float(dg.max()) if d else 1.0
         dg[dg <= 1e-300 + 1e-30 * top] = max(1e-30 * top, 1e-300) if top > 0 else 1.0
         self.scale = 1.0 / np.sqrt(dg)
         Hs = self.scale[:, None] * H * self.scale[None, :]
+        Hs[self.null, self.null] = 1.0
         self.chol = None
         self.eig = None
         self.lam_min = float("nan")

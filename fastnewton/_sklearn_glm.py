@@ -437,8 +437,13 @@ class _GeneralizedLinearRegressor(RegressorMixin, _FastNewtonGLM):
         y = check_array(y, dtype=np.float64, ensure_2d=False)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, pred[:, None], dtype=np.float64)
-        return float(d2_tweedie_score(y, pred, sample_weight=sample_weight,
-                                      power=self._family()[3]))
+        try:
+            return float(d2_tweedie_score(y, pred, sample_weight=sample_weight,
+                                          power=self._family()[3]))
+        except ZeroDivisionError:  # constant y: the null deviance is 0 (scikit-learn: nan)
+            warnings.warn("D^2 is undefined where y is constant (the deviance of the null "
+                          "model is 0); returning nan", RuntimeWarning, stacklevel=2)
+            return float("nan")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -218,3 +218,14 @@ def _estimators():
                          expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS[type(est).__name__])
 def test_sklearn_check_estimator(estimator, check):
     check(estimator)
+
+
+def test_score_of_a_constant_target_is_nan_with_a_warning(rng):
+    """scikit-learn's GLM score is nan where y is constant (null deviance 0)."""
+    from fastnewton.sklearn import PoissonRegressor
+
+    X = rng.standard_normal((60, 3))
+    est = PoissonRegressor().fit(X, np.zeros(60))
+    with pytest.warns(RuntimeWarning, match="y is constant"):
+        assert np.isnan(est.score(X, np.zeros(60)))
+    assert np.isfinite(est.score(X, rng.poisson(1.0, 60).astype(float)))

@@ -153,8 +153,10 @@ class Job:
         missing = [p.name for p in sig.parameters.values()
                    if p.default is p.empty and p.name in accepted and p.name not in self.kwargs]
         if missing:
+            flag = f"--{missing[0]} FILE, " if missing[0] in ("A", "b", "w") else ""
             raise JobError(f"problem {problem!r} needs {', '.join(missing)} "
-                           f"(give --{missing[0]} FILE, --param {missing[0]}=VALUE or a job file)")
+                           f"(give {flag}--param {missing[0]}=VALUE (a file name or a "
+                           f"number) or a job file)")
         self.solver = dict(solver)
         self.x0 = None if x0 is None else self._load("x0", x0)
 

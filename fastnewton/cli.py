@@ -280,6 +280,9 @@ def _collect_job(args):
     paths = {k: getattr(args, k) or job.get(k) for k in ("out", "report", "checkpoint")}
     if not paths["out"]:
         raise JobError("--out is required (or 'out' in the job file)")
+    if not str(paths["out"]).endswith(".npz"):
+        raise JobError(f"--out must name a .npz file (the result is written with numpy's "
+                       f"savez), got {paths['out']!r}")
     if args.resume and not paths["checkpoint"]:
         raise JobError("--resume needs --checkpoint FILE")
     for key, path in paths.items():
@@ -287,7 +290,7 @@ def _collect_job(args):
             directory = os.path.dirname(os.path.abspath(path)) or "."
             if not os.path.isdir(directory):
                 raise FileNotFoundError(f"--{key}: directory {directory!r} does not exist")
-            if not os.access(directory, os.W_OK):
+            if not os.access(directory, os.W_OK) or not _can_create_in(directory):
                 raise PermissionError(f"--{key}: directory {directory!r} is not writable")
     threads = args.threads or job.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
@@ -295,6 +298,18 @@ def _collect_job(args):
         raise JobError(f"job: threads must be a positive integer, got {threads!r}")
     problem = args.problem or job.get("problem", "exp")
     return Job(problem, params, solver, x0=args.x0 or job.get("x0")), paths, threads
+
+
+def _can_create_in(directory):
+    """A file can be created (and removed) in ``directory``: checked before the solve, so
+    that an output that cannot be written fails at once, not after the work is done."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".fastnewton-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def _versions():
@@ -413,7 +428,7 @@ def _generate(args):
         fio.save_array(os.path.join(args.out_dir, names[key]), getattr(data, key))
     job = {"problem": "exp",
            "params": {"A": names["A"], "b": names["b"], "w": names["w"], "f": data.family},
-           "solver": {"seed": args.seed}}
+           "solver": {"seed": args.seed}, "out": "x.npz"}
     fio.write_json(os.path.join(args.out_dir, "job.json"), job)
     print(f"wrote {args.family} regression n={args.n} d={args.d} nnz={data.A.nnz} "
           f"seed={args.seed} to {args.out_dir}: {', '.join(names.values())}, job.json")

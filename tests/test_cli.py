@@ -239,3 +239,27 @@ def test_x0_file_is_used_and_fingerprinted(problem_dir):
         assert int(npz["nit"]) == ref.nit
     # the same checkpoint is refused for a run from another start
     assert main(args + ["--resume"]) == 2
+
+
+def test_generated_job_solves_as_it_is(problem_dir, capsys):
+    """``fastnewton solve --job DIR/job.json``, as ``generate`` advertises: the job names
+    its output (DIR/x.npz)."""
+    assert main(["solve", "--job", str(problem_dir / "job.json"), "--quiet"]) == 0
+    assert np.allclose(_x(problem_dir / "x.npz"), _direct(problem_dir, "auto").x, rtol=1e-6,
+                       atol=1e-9)
+
+
+def test_output_paths_are_checked_before_the_solve(problem_dir, capsys):
+    job = str(problem_dir / "job.json")
+    assert main(["solve", "--job", job, "--out", str(problem_dir / "x.txt"), "--quiet"]) == 2
+    assert "--out must name a .npz file" in capsys.readouterr().err
+    if os.path.isdir("/proc/self"):  # exists and passes os.access for root, yet refuses files
+        assert main(["solve", "--job", job, "--out", "/proc/x.npz", "--quiet"]) == 2
+        assert "--out: directory '/proc' is not writable" in capsys.readouterr().err
+
+
+def test_missing_glm_target_names_a_flag_that_exists(problem_dir, capsys):
+    code = main(["solve", "--problem", "glm", "--A", str(problem_dir / "A.npz"), "--out",
+                 str(problem_dir / "g.npz"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs y (give --param y=VALUE" in err and "--y" not in err

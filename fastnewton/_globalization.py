@@ -75,7 +75,7 @@ def _direction(stepper, parts, g, gnorm, timings, shift=None, radius=None):
     if not (np.isfinite(gp) and gp < 0):
         direc.p = p = -g  # cannot happen with a PD model; be safe anyway
         gp = -gnorm * gnorm
-        direc.model_value = direc.step_norm = None
+        direc.model_value = direc.step_norm = direc.Ap = None
     return direc, p, gp
 
 
@@ -115,8 +115,8 @@ class Armijo(Globalization):
         if self._below_dtol(decrement):
             return StepResult(None, f, z, x, None, 0, direc, decrement)
         t0 = time.perf_counter()
-        Ap = problem.design.matvec(p)
-        t_init, image_err = 1.0, 0.0
+        Ap, image_err = _image(problem, direc, p, z)
+        t_init = 1.0
         if direc.subspace:
             p, Ap, gp, t_init, image_err = _subspace_step(parts, problem.lam, g, p, Ap, gp,
                                                           prev_step, z, drift_step)
@@ -387,6 +387,16 @@ def _subspace_step(parts, lam, g, p, Ap, gp, prev_step, z=None, drift_step=0.0):
         image_err = (_EPS * (abs(a) * _max_abs(Ap) + abs(b) * _max_abs(As)) / scale
                      + abs(b) * drift_step)
     return a * p + b * s, image, a * gp + b * gs, t_init, image_err
+
+
+def _image(problem, direc, p, z):
+    """``(A p, drift bound per unit step relative to ‖z‖∞)``: the step model's image of p
+    where it computed one on the way (Newton-CG), else one matvec (exact up to rounding:
+    bound 0, the driver counts 2 eps per step for it)."""
+    Ap = getattr(direc, "Ap", None)
+    if Ap is None or direc.p is not p:
+        return problem.design.matvec(p), 0.0
+    return Ap, direc.image_err / max(_max_abs(z), np.finfo(float).tiny)
 
 
 def _max_abs(v):

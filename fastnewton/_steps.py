@@ -29,8 +29,9 @@ from ._validation import check_scalar
 from .exceptions import ValidationError
 from .hessian import HessianOperator, SketchPreconditioner, gram, sketched_gram
 from .hessian._gram import hessian_from_sketch
-from .linalg import pcg, shifted_cholesky
+from .linalg import shifted_cholesky
 from .linalg._factor import FactorizationResult
+from .linalg._pcg import newton_cg
 from .linalg._trcg import steihaug_cg
 from .linalg._trsub import ModelFactor
 from .linalg._tallgram import tall_gram
@@ -70,6 +71,10 @@ class Direction:
     model_value: object = None
     #: ‖p‖ in the norm the model measures its trust region in (None: not measured).
     step_norm: object = None
+    #: ``A p`` where the model computed it on the way (Newton-CG sums the images of its
+    #: directions), else None; ``image_err`` bounds its rounding error (max norm).
+    Ap: object = None
+    image_err: float = 0.0
 
 
 class _FactoredStep:
@@ -285,7 +290,67 @@ def _subtract_negative_part(H, problem, parts, sketch):
     return H
 
 
-class PcgStep:
+class NewtonCG:
+    r"""What the Newton-CG step models (``pcg``, ``wide``) share: forcing terms, the CG
+    solve with the image A p of its direction, and the test that asks for a new
+    preconditioner.
+
+    **Forcing terms.** CG stops at :math:`\|H p + g\| \le \eta_k \|g\|` with
+    :math:`\eta_k = \min(0.5, \|g_k\| / \|g_0\|)` (quadratic convergence, Dembo,
+    Eisenstat & Steihaug), but never tighter than ``0.1 gtol / ‖g_k‖`` (capped at 0.5)
+    where the driver's gradient target ``gtol = tol ‖g_0‖`` is known: a residual ten
+    times below the target leaves nothing for a tighter solve to gain.
+    """
+
+    #: Ask for a new preconditioner when iterations per decade grow by this factor ...
+    refactor_ratio = 1.5
+    #: ... and the last solve took more than this many iterations.
+    refactor_min_iters = 6
+    _g0norm = None
+    _gtol = 0.0
+    _base_rate = None
+    _last = (0, 0.0)  # (iterations, decades) of the last solve
+
+    def start(self, g0norm, gtol):
+        """The driver's reference gradient norm and absolute gradient target."""
+        self._g0norm = g0norm if g0norm > 0 else 1.0
+        self._gtol = float(gtol)
+
+    def _forcing(self, gnorm):
+        if self._g0norm is None:  # used without the driver: the first gradient
+            self._g0norm = gnorm if gnorm > 0 else 1.0
+        eta = min(0.5, gnorm / self._g0norm)
+        if gnorm > 0 and self._gtol > 0:
+            eta = max(eta, min(0.5, 0.1 * self._gtol / gnorm))
+        return eta
+
+    def _needs_new_preconditioner(self):
+        nit, decades = self._last
+        if self._base_rate is None or nit <= self.refactor_min_iters:
+            return False
+        return nit / max(decades, 1.0) > self.refactor_ratio * self._base_rate
+
+    def _newton_cg(self, H, g, M, eta):
+        """``(res, p)``: CG on H p = -g; ``p = -M g`` where the first direction already
+        has non-positive curvature (``res.image`` is then not p's image)."""
+        res = newton_cg(H, g, rtol=eta, maxiter=self.maxiter, M=M)
+        p = -M.matvec(g) if res.negative_curvature and res.nit == 0 else res.x
+        decades = float(np.log10(max(res.residual_norms[0], 1e-300)
+                                 / max(res.residual_norms[-1], 1e-300)))
+        self._last = (res.nit, decades)
+        if self._base_rate is None and res.nit > 0:
+            self._base_rate = res.nit / max(decades, 1.0)
+        return res, p
+
+    @staticmethod
+    def _image(res, p):
+        """(A p, its error bound) where CG summed it for this p, else (None, 0)."""
+        if res.negative_curvature and res.nit == 0:
+            return None, 0.0
+        return res.image, res.image_err
+
+
+class PcgStep(NewtonCG):
     r"""Inexact Newton direction by CG on the exact Hessian, preconditioned by a sketch.
 
     Each step solves :math:`H p = -g` with :math:`H = A^T B A + \lambda I` applied
@@ -294,10 +359,9 @@ class PcgStep:
     factor of the sketched Hessian (:class:`~fastnewton.hessian.SketchPreconditioner`,
     one sketch drawn from ``rng`` and kept for the whole solve).
 
-    **Forcing terms.** CG stops at :math:`\|H p + g\| \le \eta_k \|g\|` with
-    :math:`\eta_k = \min(0.5, \|g_k\| / \|g_0\|)`, so the outer iteration converges
-    quadratically near a non-degenerate minimizer (Dembo, Eisenstat & Steihaug) while
-    early steps stay cheap.
+    **Forcing terms** as :class:`NewtonCG`: the outer iteration converges quadratically
+    near a non-degenerate minimizer while early steps stay cheap. The image ``A p`` of
+    the direction comes with it (the line search needs no pass over A for it).
 
     **Preconditioner reuse.** The factor is kept across Newton steps (beta changes
     little between them) and re-sketched for the current beta (``update``) when the
@@ -316,10 +380,6 @@ class PcgStep:
     name = "pcg"
     accepts_shift = True
     accepts_radius = True
-    #: Re-sketch when iterations per decade grow by more than this factor.
-    refactor_ratio = 1.5
-    #: ... and the last solve took more than this many iterations.
-    refactor_min_iters = 6
 
     def __init__(self, problem, rng, sketch, sketch_size):
         n, d = problem.n, problem.d
@@ -330,22 +390,11 @@ class PcgStep:
         self.sketch = make_sketch(sketch, self.sketch_size, n, seed=rng)
         self.maxiter = max(50, min(d, 500))
         self.precond = None
-        self._g0norm = None
-        self._base_rate = None
-        self._last = (0, 0.0)  # (iterations, decades) of the last solve
         self._operator = (None, None)
-
-    def _needs_refactor(self):
-        nit, decades = self._last
-        if self._base_rate is None or nit <= self.refactor_min_iters:
-            return False
-        return nit / max(decades, 1.0) > self.refactor_ratio * self._base_rate
 
     def direction(self, parts, g, timings, shift=0.0, radius=None):
         problem = self.problem
         gnorm = float(np.linalg.norm(g))
-        if self._g0norm is None:
-            self._g0norm = gnorm if gnorm > 0 else 1.0
         ridge = problem.lam + shift
         t0 = time.perf_counter()
         if self._operator[0] is not parts:
@@ -358,7 +407,7 @@ class PcgStep:
         if self.precond is None:
             self.precond = SketchPreconditioner(problem.design, parts, self.sketch, ridge=ridge)
             resketched = True
-        elif self._needs_refactor():
+        elif self._needs_new_preconditioner():
             self.precond.update(parts, ridge=ridge)
             resketched = True
         elif not np.array_equal(ridge, self.precond.ridge):
@@ -369,7 +418,7 @@ class PcgStep:
             self._base_rate = None
         if resketched or refactored:
             timings["factor"] += self.precond.factor_time
-        eta = min(0.5, gnorm / self._g0norm)
+        eta = self._forcing(gnorm)
         t0 = time.perf_counter()
         if radius is not None:  # Steihaug CG in the trust region (M^{-1}-norm)
             tr = steihaug_cg(H, g, radius, M=self.precond, rtol=eta, maxiter=self.maxiter)
@@ -379,11 +428,7 @@ class PcgStep:
                              sketch_size=self.sketch_size if resketched else 0,
                              indefinite=tr.negative_curvature,
                              model_value=tr.model_value, step_norm=tr.step_norm)
-        res = pcg(H, -g, rtol=eta, maxiter=self.maxiter, M=self.precond)
-        if res.negative_curvature and res.nit == 0:
-            p = -self.precond.matvec(g)
-        else:
-            p = res.x
+        res, p = self._newton_cg(H, g, self.precond, eta)
         # a Hessian that may be indefinite (beta_- represented, see _sketches_negative_part)
         # is handled in a trust region by Steihaug CG (globalization "auto"), whatever CG
         # met on its Krylov space
@@ -391,14 +436,11 @@ class PcgStep:
         # ‖p‖ in the preconditioner's M^{-1}-norm, the norm Steihaug CG measures radii in
         step_norm = float(np.linalg.norm(self.precond._fac.factor @ p))
         timings["solve"] += time.perf_counter() - t0
-        decades = float(np.log10(max(res.residual_norms[0], 1e-300)
-                                 / max(res.residual_norms[-1], 1e-300)))
-        self._last = (res.nit, decades)
-        if self._base_rate is None and res.nit > 0:
-            self._base_rate = res.nit / max(decades, 1.0)
+        Ap, image_err = self._image(res, p)
         return Direction(p, shift=self.precond.shift + shift, inner_iters=res.nit,
                          sketch_size=self.sketch_size if resketched else 0,
-                         indefinite=indefinite, step_norm=step_norm)
+                         indefinite=indefinite, step_norm=step_norm, Ap=Ap,
+                         image_err=image_err)
 
 
 from ._wide import WideStep  # noqa: E402  (it builds on Direction above)

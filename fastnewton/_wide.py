@@ -11,17 +11,16 @@ import time
 
 import numpy as np
 
-from ._steps import Direction
+from ._steps import Direction, NewtonCG
 from ._validation import check_scalar
 from .exceptions import ValidationError
 from .hessian import DiagonalPreconditioner, HessianOperator, ScaledNystromPreconditioner
-from .linalg import pcg
 from .linalg._design import ridge_value
 
 __all__ = ["WideStep"]
 
 
-class WideStep:
+class WideStep(NewtonCG):
     r"""Inexact Newton direction by CG on the exact Hessian, with an O(d) or O(k d) preconditioner.
 
     Each step solves :math:`H p = -g`, :math:`H = A^T B A + \lambda I`, by
@@ -39,9 +38,12 @@ class WideStep:
     iterations per decade of residual reduction of the first solve after the previous
     build (as :class:`~fastnewton._steps.PcgStep` re-sketches).
 
-    **Forcing terms** as :class:`~fastnewton._steps.PcgStep`: CG stops at
-    :math:`\|H p + g\| \le \eta_k \|g\|`, :math:`\eta_k = \min(0.5, \|g_k\| / \|g_0\|)`,
-    at most ``max(50, min(d, 500))`` iterations.
+    **Forcing terms** as :class:`~fastnewton._steps.NewtonCG`: CG stops at
+    :math:`\|H p + g\| \le \eta_k \|g\|`, :math:`\eta_k = \min(0.5, \|g_k\| / \|g_0\|)`
+    (not below what the driver's gradient target needs), at most
+    ``max(50, min(d, 500))`` iterations. The direction carries its image ``A p``, summed
+    from the CG directions' images, so a Newton step costs one pass over A for the
+    gradient (and the Jacobi diagonal) plus one per CG iteration.
 
     **Negative curvature.** CG stops at the first direction of non-positive curvature
     and returns the current iterate; at the first iteration the preconditioned gradient
@@ -51,10 +53,6 @@ class WideStep:
 
     name = "wide"
     accepts_shift = True
-    #: Rebuild the Nyström preconditioner when iterations per decade grow by this factor.
-    refactor_ratio = 1.5
-    #: ... and the last solve took more than this many iterations.
-    refactor_min_iters = 6
 
     def __init__(self, problem, rng, sketch, sketch_size):
         d = problem.d
@@ -68,17 +66,8 @@ class WideStep:
         self.rng = rng
         self.rank = None if sketch_size is None else int(sketch_size)
         self.maxiter = max(50, min(d, 500))
-        self._g0norm = None
         self._operator = (None, None)
         self._precond = (None, None)
-        self._base_rate = None
-        self._last = (0, 0.0)
-
-    def _needs_rebuild(self):
-        nit, decades = self._last
-        if self._base_rate is None or nit <= self.refactor_min_iters:
-            return False
-        return nit / max(decades, 1.0) > self.refactor_ratio * self._base_rate
 
     def _preconditioner(self, parts, H, timings):
         """(M, rebuilt) for the current parts: Jacobi every step, Nyström while it works."""
@@ -90,7 +79,7 @@ class WideStep:
                 timings["assemble"] += M.build_time
                 self._precond = (parts, M)
             return M, False
-        if M is None or (held_parts is not parts and self._needs_rebuild()):
+        if M is None or (held_parts is not parts and self._needs_new_preconditioner()):
             M = ScaledNystromPreconditioner(problem.design, parts, self.rank, problem.lam,
                                             seed=self.rng)
             timings["sketch"] += M.build_time
@@ -120,8 +109,6 @@ class WideStep:
     def direction(self, parts, g, timings, shift=0.0):
         problem = self.problem
         gnorm = float(np.linalg.norm(g))
-        if self._g0norm is None:
-            self._g0norm = gnorm if gnorm > 0 else 1.0
         t0 = time.perf_counter()
         if self._operator[0] is not parts:
             self._operator = (parts, HessianOperator(problem.design, parts, ridge=problem.lam))
@@ -132,15 +119,10 @@ class WideStep:
         M, rebuilt = self._preconditioner(parts, H, timings)
         if shift and isinstance(M, DiagonalPreconditioner):
             M = M.with_shift(shift)
-        eta = min(0.5, gnorm / self._g0norm)
+        eta = self._forcing(gnorm)
         t0 = time.perf_counter()
-        res = pcg(H, -g, rtol=eta, maxiter=self.maxiter, M=M)
-        p = -M.matvec(g) if res.negative_curvature and res.nit == 0 else res.x
+        res, p = self._newton_cg(H, g, M, eta)
         timings["solve"] += time.perf_counter() - t0
-        decades = float(np.log10(max(res.residual_norms[0], 1e-300)
-                                 / max(res.residual_norms[-1], 1e-300)))
-        self._last = (res.nit, decades)
-        if self._base_rate is None and res.nit > 0:
-            self._base_rate = res.nit / max(decades, 1.0)
-        return Direction(p, inner_iters=res.nit,
-                         sketch_size=self.rank if rebuilt else 0)
+        Ap, image_err = self._image(res, p)
+        return Direction(p, inner_iters=res.nit, sketch_size=self.rank if rebuilt else 0,
+                         Ap=Ap, image_err=image_err)

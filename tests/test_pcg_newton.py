@@ -23,13 +23,18 @@ def _problem(rng, family, n=3000, d=30, w="convex"):
     return prob, 0.5 * rng.standard_normal(d)
 
 
-def _assert_quadratic_tail(grad_norm):
-    """Relative gradient norms r_k: below 1e-3, each step at least ~squares r (r_{k+1} <= r_k^1.7)."""
+def _assert_quadratic_tail(grad_norm, tol):
+    """Relative gradient norms r_k: below 1e-3, each step at least ~squares r (r_{k+1} <=
+    r_k^1.7) until the forcing terms stop at what ``tol`` needs (r_k^2 < 0.1 tol: CG
+    stops at a residual of 0.1 tol), where the step need only reach tol."""
     r = np.asarray(grad_norm) / grad_norm[0]
     pairs = [(a, b) for a, b in zip(r[:-1], r[1:]) if a <= 1e-3 and b >= 1e-15]
     assert pairs, f"no step in the local regime: {r}"
     for a, b in pairs:
-        assert np.log(b) <= 1.7 * np.log(a), f"not quadratic: {a:.2e} -> {b:.2e} in {r}"
+        if a * a >= 0.1 * tol:
+            assert np.log(b) <= 1.7 * np.log(a), f"not quadratic: {a:.2e} -> {b:.2e} in {r}"
+        else:
+            assert b <= tol, f"the last step missed tol: {a:.2e} -> {b:.2e} in {r}"
 
 
 def _assert_superlinear_tail(grad_norm):
@@ -55,7 +60,7 @@ def test_newton_pcg_agrees_with_exact_and_converges_quadratically(rng, family):
     scale = max(1.0, np.linalg.norm(ref.x))
     assert np.linalg.norm(res.x - ref.x) <= 1e-8 * scale
     assert res.fun <= ref.fun + 1e-10 * abs(ref.fun)
-    _assert_quadratic_tail(res.history["grad_norm"])
+    _assert_quadratic_tail(res.history["grad_norm"], 1e-12)
     inner = res.history["inner_iters"][1:]
     assert (inner >= 1).all()
     # preconditioner: sketched at step 1, reused afterwards (0 = factor reused)

@@ -300,3 +300,82 @@ def test_auto_choice_below_the_wide_threshold_is_unchanged(rng, monkeypatch):
     assert _resolve_method("auto", prob, None) == "sketch"
     monkeypatch.setattr(_memory, "available_memory", lambda: 1e6)  # the sketch cannot fit
     assert _resolve_method("auto", prob, None) == "wide"
+
+
+# -- Newton-CG with the image of its direction (no pass over A for A p) --------------------
+
+@pytest.mark.parametrize("name", ["binomial-intercept", "poisson-plain", "softmax"])
+def test_newton_cg_image_is_A_p_within_its_bound(rng, name):
+    from fastnewton.hessian import HessianOperator
+    from fastnewton.linalg import pcg
+    from fastnewton.linalg._pcg import newton_cg
+
+    prob, x0 = _case(name, rng)
+    x = prob.initial_point() if x0 is None and hasattr(prob, "initial_point") else \
+        (np.zeros(prob.d) if x0 is None else x0)
+    z = prob.design.matvec(x)
+    parts = prob.parts_z(z)
+    g = prob.jac(x)
+    H = HessianOperator(prob.design, parts, ridge=prob.lam)
+    M = DiagonalPreconditioner(prob.design, parts, prob.lam)
+    res = newton_cg(H, g, rtol=1e-6, maxiter=200, M=M)
+    ref = pcg(H, -g, rtol=1e-6, maxiter=200, M=M)
+    assert res.nit == ref.nit >= 2 and np.array_equal(res.x, ref.x)  # the same iterates
+    exact = prob.design.matvec(res.x)
+    err = np.max(np.abs(res.image - exact))
+    assert err <= res.image_err + 4 * np.finfo(float).eps * np.max(np.abs(exact))
+    assert res.image_err <= 1e-12 * np.max(np.abs(exact))
+
+
+def _count_passes(design, monkeypatch):
+    calls = {}
+    for name in ("matvec", "rmatvec", "rmatvec_diag", "normal_matvec"):
+        method = getattr(design, name)
+
+        def counted(*a, _m=method, _n=name, **k):
+            calls[_n] = calls.get(_n, 0) + 1
+            return _m(*a, **k)
+        monkeypatch.setattr(design, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("method", ["wide", "pcg"])
+def test_newton_cg_step_reads_A_once_per_cg_iteration(rng, monkeypatch, method):
+    """A GLM step: the gradient (with the Jacobi diagonal) and one fused pass per CG
+    iteration; A p comes from CG, so matvec runs only for the start and the final check."""
+    prob, _ = _case("binomial-intercept", rng)
+    calls = _count_passes(prob.design, monkeypatch)
+    res = fn.minimize(prob, method=method, tol=1e-10, seed=0)
+    assert res.success and res.nit >= 3
+    assert calls.get("matvec", 0) <= 2  # z at the start (coef 0: no pass) and at the end
+    assert calls["normal_matvec"] == res.history["inner_iters"].sum()
+
+
+def test_forcing_terms_stop_at_what_tol_needs(rng, monkeypatch):
+    """The last CG solve stops at a residual 0.1 tol ‖g0‖, not at ‖g‖²/‖g0‖: fewer CG
+    iterations than without the floor, and the same success."""
+    from fastnewton._steps import NewtonCG
+
+    step = NewtonCG()
+    step.start(2.0, 2.0 * 1e-8)
+    assert step._forcing(2.0) == 0.5 and step._forcing(0.2) == pytest.approx(0.1)
+    assert step._forcing(2e-6) == pytest.approx(max(1e-6, 0.1 * 2e-8 / 2e-6))
+    prob, _ = _case("poisson-intercept", rng)
+    res = fn.minimize(prob, method="wide", tol=1e-8)
+    with monkeypatch.context() as m:  # the same solve without the floor
+        m.setattr(NewtonCG, "start", lambda self, g0, gtol: setattr(self, "_g0norm", g0))
+        full = fn.minimize(prob, method="wide", tol=1e-8)
+    assert res.success and full.success and res.nit == full.nit
+    assert res.history["inner_iters"].sum() < full.history["inner_iters"].sum()
+    assert np.linalg.norm(prob.jac(res.x)) <= 1e-8 * res.history["grad_norm"][0] * (1 + 1e-6)
+
+
+def test_matvec_of_zero_is_exact_zero_without_a_pass(rng):
+    A = sp.random(300, 40, density=0.1, format="csr", random_state=0)
+    for design in (fn.linalg.as_design(A), InterceptDesign(A)):
+        x = np.zeros(design.d)
+        if design.intercept:
+            x[-1] = 0.7
+        z = design.matvec(x)
+        assert np.array_equal(z, A @ x[:40] + (x[-1] if design.intercept else 0.0))
+    assert np.array_equal(fn.linalg.as_design(A.toarray()).matvec(np.zeros(40)), np.zeros(300))

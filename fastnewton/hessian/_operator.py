@@ -96,14 +96,19 @@ class HessianOperator(SymmetricOperator):
         s = np.einsum("ik,ic->kc", self.parts.U, T)
         return np.einsum("jk,kc->jc", self._AU, np.einsum("kl,lc->kc", self.parts.C, s))
 
-    def _matvec(self, p):
+    def matvec_image(self, p):
+        """``(H p, A p)``: the product and the image of p under the design, from the same
+        fused pass over A (``A p`` includes the intercept column of an intercept design)."""
         p = np.ascontiguousarray(p, dtype=np.float64).reshape(-1)
         out, t = self.design.normal_matvec(self.parts.beta, p)
         if self._AU is not None:
             out += self._low_rank(t[:, None])[:, 0]
         if isinstance(self.ridge, np.ndarray) or self.ridge:
             out += self.ridge * p
-        return out
+        return out, t
+
+    def _matvec(self, p):
+        return self.matvec_image(p)[0]
 
     def _rmatvec(self, p):
         return self._matvec(p)

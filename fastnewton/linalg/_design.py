@@ -88,6 +88,15 @@ def axpby(alpha, x, beta, y):
     return out
 
 
+def axpy_max_abs(alpha, x, y):
+    """``y += alpha * x`` in place for 1-D float64 arrays; return ``max |x|`` (one
+    parallel pass when long; elementwise, so the bits never depend on the thread count)."""
+    if x.shape[0] < 2 * MIN_BLOCK_ROWS:
+        y += alpha * x
+        return float(np.max(np.abs(x))) if x.size else 0.0
+    return float(_kernels.axpy_max_abs(float(alpha), x, y, np.empty(n_row_blocks(x.shape[0]))))
+
+
 class Design:
     """A validated, immutable design matrix with the products Newton steps need.
 
@@ -175,7 +184,9 @@ class Design:
         x = self._vec(x, self.d, "x")
         if out is None:
             out = np.empty(self.n)
-        if self.sparse:
+        if not x.any():  # A 0 = 0 (A is finite): no pass over A, e.g. a GLM's start
+            out.fill(0.0)
+        elif self.sparse:
             A = self.A
             _kernels.csr_matvec(A.indptr, A.indices, A.data, x, out)
         else:

@@ -122,6 +122,25 @@ def axpby(alpha, x, beta, y, out):
 
 
 @njit(cache=True, parallel=True)
+def axpy_max_abs(alpha, x, y, buf):
+    """y += alpha x in place (numpy's rounding) and return max |x|, over fixed row blocks
+    (one partial maximum per block in buf: exact for any thread count)."""
+    n = x.shape[0]
+    nb = buf.shape[0]
+    step = (n + nb - 1) // nb
+    for blk in prange(nb):
+        m = 0.0
+        for i in range(blk * step, min(n, (blk + 1) * step)):
+            v = x[i]
+            y[i] += alpha * v
+            a = abs(v)
+            if a > m:
+                m = a
+        buf[blk] = m
+    return buf.max()
+
+
+@njit(cache=True, parallel=True)
 def curvature_blocks(beta, a, b, U, nb):
     """One pass for the exact curvatures along two directions: returns
     ``[Σβa², Σβab, Σβb², U^T a (k), U^T b (k)]`` (U (n, k), k may be 0), each summed over

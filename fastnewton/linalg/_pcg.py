@@ -9,8 +9,11 @@ from scipy.sparse.linalg import aslinearoperator
 
 from .._validation import check_scalar, check_vector
 from ..exceptions import ValidationError
+from ._design import axpy_max_abs
 
 __all__ = ["pcg", "PCGResult"]
+
+_EPS = np.finfo(np.float64).eps
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,12 @@ class PCGResult:
         definite); ``x`` is the iterate before that direction.
     direction : ndarray (d,) or None
         The direction of non-positive curvature when ``negative_curvature``.
+    image : ndarray (n,) or None
+        Only from :func:`newton_cg`: the image ``A x`` of the returned iterate under the
+        Hessian operator's design (the sum of the CG directions' images, no extra pass
+        over A); None elsewhere.
+    image_err : float
+        A bound on the rounding error of ``image`` in the max norm (0 without one).
     """
 
     x: np.ndarray
@@ -40,6 +49,8 @@ class PCGResult:
     converged: bool
     negative_curvature: bool = False
     direction: np.ndarray | None = None
+    image: np.ndarray | None = None
+    image_err: float = 0.0
 
     @property
     def iterations(self):
@@ -125,10 +136,47 @@ def pcg(A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None, M=None, callback=No
         x = check_vector(x0, d, "x0").copy()
         r = b - np.asarray(A.matvec(x), dtype=np.float64).reshape(-1)
     tol = max(float(rtol) * float(np.linalg.norm(b)), float(atol))
+
+    def product(p):
+        return np.asarray(A.matvec(p), dtype=np.float64).reshape(-1), None
+
+    return _cg(product, x, r, M, tol, maxiter, callback)
+
+
+def newton_cg(H, g, *, rtol, maxiter, M=None):
+    r"""The inexact Newton direction: CG on :math:`H p = -g` from p = 0, with its image.
+
+    As :func:`pcg` (same iterates, same stopping test ``‖H p + g‖ <= rtol ‖g‖``), for a
+    :class:`~fastnewton.hessian.HessianOperator` ``H``: each product also yields the
+    image ``A q`` of the CG direction q (the fused pass computes it anyway), and the
+    result carries ``image = A p = Σ α_k A q_k`` with a bound ``image_err`` on its
+    rounding error (``nit · eps · Σ |α_k| ‖A q_k‖∞``), so the line search needs no
+    pass over A for ``A p``. Internal: no input validation beyond :func:`pcg`'s
+    assumptions (float64 ``g`` of length ``H.shape[0]``, ``M`` a LinearOperator).
+    """
+    d = H.shape[0]
+    x = np.zeros(d)
+    r = -np.asarray(g, dtype=np.float64)
+    tol = float(rtol) * float(np.linalg.norm(r))
+    return _cg(H.matvec_image, x, r, M, tol, maxiter, None, image_size=H.design.n)
+
+
+def _cg(product, x, r, M, tol, maxiter, callback, image_size=None):
+    """The CG loop of :func:`pcg` and :func:`newton_cg` from iterate x with residual r.
+    ``product(p)`` returns ``(H p, A p or None)``; with ``image_size`` the images of the
+    directions are summed into the iterate's image."""
     rnorm = float(np.linalg.norm(r))
     history = [rnorm]
+    image = None if image_size is None else np.zeros(image_size)
+    image_abs = 0.0  # Σ |α_k| ‖A q_k‖∞
+
+    def result(nit, converged, negative=False, direction=None):
+        err = 0.0 if image is None else max(nit, 1) * _EPS * image_abs
+        return PCGResult(x, nit, np.asarray(history), converged, negative, direction,
+                         image, err)
+
     if rnorm <= tol:
-        return PCGResult(x, 0, np.asarray(history), True)
+        return result(0, True)
     z = r if M is None else np.asarray(M.matvec(r), dtype=np.float64).reshape(-1)
     rz = float(r @ z)
     if not rz > 0:
@@ -137,12 +185,14 @@ def pcg(A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None, M=None, callback=No
     converged = False
     nit = 0
     for nit in range(1, maxiter + 1):
-        q = np.asarray(A.matvec(p), dtype=np.float64).reshape(-1)
+        q, t = product(p)
         pq = float(p @ q)
         if not pq > 0:
-            return PCGResult(x, nit - 1, np.asarray(history), False, True, p)
+            return result(nit - 1, False, True, p)
         alpha = rz / pq
         x += alpha * p
+        if image is not None:
+            image_abs += abs(alpha) * axpy_max_abs(alpha, t, image)
         r -= alpha * q
         rnorm = float(np.linalg.norm(r))
         history.append(rnorm)
@@ -158,4 +208,4 @@ def pcg(A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None, M=None, callback=No
         p *= rz_new / rz
         p += z
         rz = rz_new
-    return PCGResult(x, nit, np.asarray(history), converged)
+    return result(nit, converged)

@@ -11,7 +11,7 @@ _configure_numba_cache()  # before any kernel module is imported (read-only inst
 
 from . import datasets, hessian, linalg, problems, sketch
 from .exceptions import (ConvergenceWarning, FastNewtonError, MemoryBudgetError,
-                         NonConvexWarning, NumericalWarning, ValidationError)
+                         NonConvexWarning, NonFiniteError, NumericalWarning, ValidationError)
 from .newton import NewtonResult, minimize
 from .problems import (AttentionKernelRegression, AttentionRegression, CopyrightRegression, ExpRegression, MultiSoftmaxRegression,
                        GLMRegression, SeparableLoss,
@@ -44,6 +44,7 @@ __all__ = [
     "NonConvexWarning",
     "NumericalWarning",
     "ValidationError",
+    "NonFiniteError",
     "MemoryBudgetError",
     "__version__",
 ]

@@ -3,6 +3,7 @@
 __all__ = [
     "FastNewtonError",
     "ValidationError",
+    "NonFiniteError",
     "MemoryBudgetError",
     "ConvergenceWarning",
     "NonConvexWarning",
@@ -16,6 +17,12 @@ class FastNewtonError(Exception):
 
 class ValidationError(FastNewtonError, ValueError):
     """An argument has the right type but a bad value (shape, finiteness, index range...)."""
+
+
+class NonFiniteError(ValidationError):
+    """A loss's derivatives are not finite at the point where they were requested (e.g. a
+    user's loss evaluated outside its domain); the message names the function and the
+    sample."""
 
 
 class MemoryBudgetError(FastNewtonError, MemoryError):

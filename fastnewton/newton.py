@@ -29,7 +29,7 @@ from scipy.optimize import OptimizeResult
 
 from ._validation import check_rng, check_scalar, check_x
 from ._state import NewtonState, check_resume
-from .exceptions import ConvergenceWarning, ValidationError
+from .exceptions import ConvergenceWarning, NonFiniteError, ValidationError
 from .linalg._design import axpby, ridge_value
 from ._convergence import (CONVERGED_DECREMENT, CONVERGED_GRADIENT, LINE_SEARCH_FAILED,
                            MAXITER, MESSAGES, NON_FINITE, REMEDIES, STALLED,
@@ -221,7 +221,9 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
         Continue a solve from a state saved by a callback (``intermediate.state``, see
         :class:`NewtonState`): with the same problem, method and integer ``seed`` the
         continued run takes bitwise the same steps as an uninterrupted one (on the same
-        CPU model and library versions; "bitwise" always means that here).
+        CPU model and library versions; "bitwise" always means that here) for ``exact``,
+        ``sketch`` and ``wide``; ``pcg`` (its preconditioner is sketched afresh) and
+        ``sample`` (its random stream is drawn afresh) continue to the same tolerance.
     globalization : {"auto", "armijo", "trust-region", "gradreg"}
         ``auto`` (default): ``armijo`` on steps whose model Hessian is positive definite
         (convex problems take exactly the ``armijo`` steps), ``trust-region`` on steps
@@ -347,6 +349,8 @@ class _Solve:
         self.gnorm = float(np.linalg.norm(self.g))
         self.nfev, self.g0norm, self.nit = state.nfev, state.g0norm, state.nit
         self.hist, self.state = state.history, state
+        if hasattr(stepper, "start"):  # Newton-CG: forcing terms relative to g0, tol
+            stepper.start(self.g0norm, tol * self.g0norm)
         t1 = time.perf_counter()
         self.glob.start(self.hist, self.z, self.g, self.gnorm)
         self.timings["gradient"] += time.perf_counter() - t1 if resume is None else \
@@ -382,12 +386,25 @@ class _Solve:
                                     "decrement": [np.nan], "time": [0.0]})
 
     def _exact_point(self):
-        """f and g at x with z = A x recomputed (one matvec)."""
+        """f and g at x with z = A x recomputed (one matvec); False (the loop's z, f and g
+        kept, ``exact_failure`` says why) where the loss or its derivatives are not
+        finite there: an iterate on the edge of a loss's domain, which the recomputed z
+        can cross by a rounding error."""
         t0 = time.perf_counter()
-        self.z = self.design.matvec(self.x)
-        self.f, self.g = _objective_and_gradient(self.problem, self.x, self.z)
-        self.timings["gradient"] += time.perf_counter() - t0
+        z = self.design.matvec(self.x)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                f, g = _objective_and_gradient(self.problem, self.x, z)
+            if not (np.isfinite(f) and np.isfinite(g).all()):
+                raise NonFiniteError(f"the objective or its gradient is not finite (f = {f!r})")
+        except NonFiniteError as err:
+            self.exact_failure = str(err)
+            return False
+        finally:
+            self.timings["gradient"] += time.perf_counter() - t0
+        self.z, self.f, self.g = z, f, g
         self.gnorm = float(np.linalg.norm(self.g))
+        return True
 
     def check_convergence(self):
         """The stopping status, or None to go on. A candidate stop (tol met, stalled) is
@@ -399,8 +416,10 @@ class _Solve:
                 status = STALLED
             if status not in (CONVERGED_GRADIENT, STALLED) or self.verified:
                 return status
-            self._exact_point()
             self.nfev += 1
+            if not self._exact_point():
+                self.verified = True  # nothing to verify at: end here, not a success
+                return NON_FINITE
             self.hist["fun"][-1], self.hist["grad_norm"][-1] = self.f, self.gnorm
             self.parts, self.drift, self.verified, self.flat_step = None, 0.0, True, False
 
@@ -488,8 +507,8 @@ class _Solve:
     def finalize(self, status):
         """The NewtonResult: success is decided at x with z = A x recomputed."""
         verified = self.verified
-        if not verified:  # one evaluation more (counted in nfev below)
-            self._exact_point()
+        if not verified and not self._exact_point():  # one evaluation more (nfev below)
+            status = NON_FINITE
         timings, gnorm, g0norm, nit = self.timings, self.gnorm, self.g0norm, self.nit
         timings["total"] = time.perf_counter() - self.t_start
         met = bool(gnorm <= self.tol * g0norm)
@@ -501,6 +520,10 @@ class _Solve:
         message = _MESSAGES[status]
         if status not in (STOPPED_BY_CALLBACK, NON_FINITE):
             message += f" (relative gradient {gnorm / g0norm if g0norm else 0.0:.2e})"
+        exact_failure = getattr(self, "exact_failure", None)
+        if exact_failure is not None:
+            message += (f" at x with z = A x recomputed ({exact_failure}); x is on the edge "
+                        f"of the loss's domain, f and jac are the last finite ones")
         if not success and self.indefinite_steps and status != STOPPED_BY_CALLBACK:
             message += (f"; the model Hessian was indefinite or numerically singular on "
                         f"{self.indefinite_steps} of the steps (non-convex, or curvature "

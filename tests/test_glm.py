@@ -427,3 +427,70 @@ def test_initial_point_with_offsets_and_without_intercept(rng):
     assert fn.GLMRegression(A, np.zeros(20), family="poisson").initial_point()[-1] == 0.0
     b = fn.GLMRegression(A, np.ones(20), family="binomial").initial_point()[-1]
     assert np.isfinite(b) and b > 20
+
+
+@pytest.mark.parametrize("method", ["exact", "sketch", "sample", "pcg", "wide", "auto"])
+@pytest.mark.parametrize("family,fit_intercept", [("binomial", True), ("poisson", False),
+                                                  ("normal", True)])
+def test_zero_column_without_ridge_keeps_its_coefficient_at_zero(family, fit_intercept,
+                                                                 method, rng):
+    """A column of A that is zero (a one-hot level absent from the training rows) and no
+    ridge: no curvature and no gradient there. The coefficient stays at 0 (the
+    minimum-norm solution, as L-BFGS and Newton-CG give), never a rounding error blown
+    up by the Jacobi scaling of the model Hessian; the others are the fit without it."""
+    n, d = 400, 5
+    X = rng.standard_normal((n, d))
+    eta = 0.5 * X @ rng.standard_normal(d)
+    y = {"binomial": lambda: (rng.uniform(size=n) < 1 / (1 + np.exp(-eta))).astype(float),
+         "poisson": lambda: rng.poisson(np.exp(eta)).astype(float),
+         "normal": lambda: eta + 0.1 * rng.standard_normal(n)}[family]()
+    X[:, 2] = 0.0
+    kw = dict(family=family, fit_intercept=fit_intercept, lam=0.0)
+    res = fn.minimize(fn.GLMRegression(X, y, **kw), method=method, tol=1e-10, seed=0)
+    keep = [0, 1, 3, 4] + ([5] if fit_intercept else [])
+    ref = fn.minimize(fn.GLMRegression(np.delete(X, 2, axis=1), y, **kw), method="exact",
+                      tol=1e-12)
+    assert res.success and res.x[2] == 0.0
+    np.testing.assert_allclose(res.x[keep], ref.x, rtol=1e-7, atol=1e-9)
+
+
+def test_an_iterate_on_the_edge_of_the_loss_domain_ends_without_an_exception(monkeypatch):
+    """A user's loss undefined beyond z = 1 whose minimizer lies on that edge: z = A x
+    recomputed can cross it by a rounding error. The solve ends without an exception, not
+    a success (status 5 where the recomputed point is not finite, else stalled), with the
+    loop's finite f and jac."""
+    import numba
+
+    @numba.njit
+    def capped(z, y):
+        if z > 1.0:
+            return np.nan, np.nan, np.nan
+        return 0.5 * (z - y) ** 2, z - y, 1.0
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((300, 4))
+    y = A @ np.ones(4) + 0.1 * rng.standard_normal(300)
+    prob = fn.SeparableLoss(A, y, capped)
+    for method in ("exact", "sketch", "wide"):
+        with pytest.warns(fn.ConvergenceWarning):
+            res = fn.minimize(prob, method=method, tol=1e-10, seed=0)
+        assert res.status in (5, 6) and not res.success
+        assert res.status == 6 or "z = A x recomputed (loss function" in res.message
+        assert np.isfinite(res.fun) and np.isfinite(res.jac).all()
+        assert np.max(A @ res.x) <= 1.0 + 1e-12
+    # the path itself, deterministically: the final check meets a non-finite derivative
+    import fastnewton.newton as newton
+
+    import inspect
+
+    evaluate = newton._objective_and_gradient
+
+    def not_finite_at_the_check(problem, x, z):
+        if inspect.stack()[1].function == "_exact_point":
+            raise fn.NonFiniteError("loss function 'capped' returned a non-finite derivative")
+        return evaluate(problem, x, z)
+    monkeypatch.setattr(newton, "_objective_and_gradient", not_finite_at_the_check)
+    prob = fn.SeparableLoss(A, y, capped, lam=1.0)
+    with pytest.warns(fn.ConvergenceWarning, match="z = A x recomputed.*'capped'"):
+        res = fn.minimize(prob, method="exact", tol=1e-10)
+    assert res.status == 5 and not res.success and np.isfinite(res.fun)

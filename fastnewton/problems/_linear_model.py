@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_scalar, check_vector, check_x
-from ..exceptions import ValidationError
+from ..exceptions import NonFiniteError, ValidationError
 from ..hessian import DiagLowRank
 from ..linalg import InterceptDesign
 from ._base import Problem
@@ -113,7 +113,7 @@ class LinearModelProblem(Problem):
 
     def _nonfinite(self, bad, z):
         """The error raised where derivatives are requested at a point they are not finite."""
-        raise ValidationError(f"{self._loss_name()} returned a non-finite derivative at "
+        raise NonFiniteError(f"{self._loss_name()} returned a non-finite derivative at "
                               f"sample {bad} (z = {z[bad]!r}, y = {self.y[bad]!r})")
 
     def _loss_name(self):

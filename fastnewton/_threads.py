@@ -54,6 +54,19 @@ SMALL_BLAS_FLOPS = 5e7
 _CONTROLLER = None
 
 
+def _controller():
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+#: BLAS threads that large calls get back inside :func:`solver_blas` (None outside).
+_LARGE_BLAS_THREADS = None
+
+
 def blas_for(flops):
     """Context for a dense BLAS/LAPACK call of about ``flops`` floating-point operations.
 
@@ -61,13 +74,35 @@ def blas_for(flops):
     Gram of a sketch up to m d^2 ~ 5e7) run on one BLAS thread: they take about a
     millisecond there, while a multithreaded OpenBLAS on a busy machine (a shared
     node, Dask workers, the numba kernels' own threads) was measured here to take 100 to
-    500 times longer on them. Larger calls keep the current BLAS thread count.
+    500 times longer on them. Larger calls keep the current BLAS thread count, or get
+    back the count :func:`solver_blas` took away.
     """
-    global _CONTROLLER
     if flops >= SMALL_BLAS_FLOPS:
-        return contextlib.nullcontext()
-    if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
+        if _LARGE_BLAS_THREADS is None or _LARGE_BLAS_THREADS <= 1:
+            return contextlib.nullcontext()
+        return _controller().limit(limits=_LARGE_BLAS_THREADS, user_api="blas")
+    return _controller().limit(limits=1, user_api="blas")
 
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+@contextlib.contextmanager
+def solver_blas():
+    """One BLAS thread for the body (a solve's loop), except in :func:`blas_for` calls of
+    large dense work, which get the thread count in force before.
+
+    Between its numba kernels a Newton solve does vector work (dots and norms of
+    d-vectors) that OpenBLAS spreads over its threads from n = 10,000 on. Those threads
+    then spin for a while and take the cores from numba's workers: on 2 cores, CG
+    iterations of ``method="wide"`` ran 2 to 5 times slower (docs/performance.md).
+    """
+    global _LARGE_BLAS_THREADS
+    if _LARGE_BLAS_THREADS is not None:  # nested: the outer one holds the count
+        yield
+        return
+    ctrl = _controller()
+    counts = [info["num_threads"] for info in ctrl.select(user_api="blas").info()]
+    _LARGE_BLAS_THREADS = max(counts, default=1)
+    try:
+        with ctrl.limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _LARGE_BLAS_THREADS = None

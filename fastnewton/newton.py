@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from ._threads import solver_blas
 from ._validation import check_rng, check_scalar, check_x
 from ._state import NewtonState, check_resume
 from .exceptions import ConvergenceWarning, NonFiniteError, ValidationError
@@ -274,18 +275,20 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
                                sketch=sketch, sketch_size=sketch_size, seed=seed, dtol=dtol,
                                armijo=armijo, max_backtracks=max_backtracks, resume=resume,
                                globalization=globalization)
-    solve = _Solve(problem, x0, method=method, sketch=sketch, sketch_size=sketch_size,
-                   tol=tol, maxiter=maxiter, seed=seed, callback=callback, verbose=verbose,
-                   dtol=dtol, armijo=armijo, max_backtracks=max_backtracks, resume=resume,
-                   globalization=globalization, options=options, t_start=t_start)
-    while True:
-        status = solve.check_convergence()  # stop tests; verified at z = A x recomputed
-        if status is None:
-            status = solve.step()  # Hessian parts -> step model -> globalization -> update
-        if status is None:
-            status = solve.report()  # history, verbose line, callback
-        if status is not None:
-            return solve.finalize(status)
+    with solver_blas():  # vector work on one BLAS thread, large dense calls on all
+        solve = _Solve(problem, x0, method=method, sketch=sketch, sketch_size=sketch_size,
+                       tol=tol, maxiter=maxiter, seed=seed, callback=callback,
+                       verbose=verbose, dtol=dtol, armijo=armijo,
+                       max_backtracks=max_backtracks, resume=resume,
+                       globalization=globalization, options=options, t_start=t_start)
+        while True:
+            status = solve.check_convergence()  # stop tests; verified at z = A x recomputed
+            if status is None:
+                status = solve.step()  # Hessian parts -> step model -> globalization -> update
+            if status is None:
+                status = solve.report()  # history, verbose line, callback
+            if status is not None:
+                return solve.finalize(status)
 
 
 def _check_options(problem, options, sketch_size, tol, maxiter, armijo, max_backtracks, dtol,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._threads import blas_for
 from ..exceptions import ValidationError
 from ..linalg._design import add_ridge, as_design, check_ridge
 from ..linalg._tallgram import tall_gram
@@ -40,7 +41,8 @@ def weighted_gram(A, beta):
         G[-1, -1] = float(np.sum(beta))
         return G
     if not design.sparse:
-        G = design.A.T @ (beta[:, None] * design.A)
+        with blas_for(design.n * design.d * design.d):
+            G = design.A.T @ (beta[:, None] * design.A)
         _kernels.mirror_upper(G)  # BLAS does not return an exactly symmetric product
         return G
     d = design.d

@@ -7,6 +7,7 @@ import copy
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
+from .._threads import blas_for
 from ..exceptions import ValidationError
 from ..linalg._design import as_design, check_ridge, n_row_blocks, ridge_scalar
 from . import _kernels
@@ -120,8 +121,9 @@ class HessianOperator(SymmetricOperator):
             T = design.matmat(P)
             out = design.rmatmat(beta[:, None] * T)
         elif not design.sparse:
-            T = design.A @ P
-            out = design.A.T @ (beta[:, None] * T)
+            with blas_for(4 * design.n * design.d * P.shape[1]):
+                T = design.A @ P
+                out = design.A.T @ (beta[:, None] * T)
         else:
             Ac = design.A
             k = P.shape[1]

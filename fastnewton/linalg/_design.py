@@ -14,6 +14,7 @@ from collections import OrderedDict
 import numpy as np
 import scipy.sparse as sp
 
+from .._threads import blas_for
 from .._validation import check_matrix
 from ..exceptions import ValidationError
 from . import _kernels
@@ -264,8 +265,10 @@ class Design:
         P = np.asarray(P, dtype=np.float64)
         if P.ndim != 2 or P.shape[0] != self.d:
             raise ValidationError(f"P must have shape ({self.d}, k), got {P.shape}")
-        return np.column_stack([self.matvec(P[:, j]) for j in range(P.shape[1])]) \
-            if self.sparse else self.A @ P
+        if self.sparse:
+            return np.column_stack([self.matvec(P[:, j]) for j in range(P.shape[1])])
+        with blas_for(2 * self.n * self.d * P.shape[1]):
+            return self.A @ P
 
     def rmatmat(self, U):
         """Return ``A.T @ U`` for an (n, k) array (float64, (d, k))."""
@@ -273,7 +276,8 @@ class Design:
         if U.ndim != 2 or U.shape[0] != self.n:
             raise ValidationError(f"U must have shape ({self.n}, k), got {U.shape}")
         if not self.sparse:
-            return self.A.T @ U
+            with blas_for(2 * self.n * self.d * U.shape[1]):
+                return self.A.T @ U
         k = U.shape[1]
         out = np.empty((self.d, k))
         A = self.A

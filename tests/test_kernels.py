@@ -353,3 +353,44 @@ def test_one_pass_products_check_lengths():
         design.rmatvec_diag(np.ones(5), np.ones(4))
     with pytest.raises(ValidationError, match="y must have shape"):
         design.rmatvec_diag(np.ones(6), np.ones(5))
+
+
+def test_axpy_max_abs_matches_numpy(rng):
+    from fastnewton.linalg._design import axpy_max_abs
+
+    for n in (0, 10, 3 * 4096 + 1, 60_000):
+        x, y = rng.standard_normal((2, n))
+        ref = y + 0.37 * x
+        m = axpy_max_abs(0.37, x, y)
+        assert np.array_equal(y, ref) and m == (np.abs(x).max() if n else 0.0)
+
+
+def test_solver_blas_keeps_vector_work_on_one_thread_and_gives_large_calls_back():
+    """Inside a solve, BLAS runs on one thread (d-vector dots), except blas_for calls of
+    large dense work, which get the thread count in force before; afterwards all is as
+    before. The library's solve runs under it, and leaves the count unchanged."""
+    from threadpoolctl import threadpool_info
+
+    import fastnewton as fn
+    from fastnewton._threads import SMALL_BLAS_FLOPS, blas_for, solver_blas
+
+    def blas_threads():
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    with thread_limit(2):
+        before = blas_threads()
+        with solver_blas():
+            assert blas_threads() == 1
+            with blas_for(10 * SMALL_BLAS_FLOPS):
+                assert blas_threads() == before
+            with blas_for(1.0):
+                assert blas_threads() == 1
+            with solver_blas():  # nested: the outer one holds the count
+                assert blas_threads() == 1
+            assert blas_threads() == 1
+        assert blas_threads() == before
+        seen = []
+        data = fn.datasets.make_regression(500, 5, seed=0)
+        fn.minimize(fn.ExpRegression(data.A, data.b, data.w), method="exact",
+                    callback=lambda r: seen.append(blas_threads()))
+        assert seen and set(seen) == {1} and blas_threads() == before

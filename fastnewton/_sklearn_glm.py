@@ -206,8 +206,9 @@ class LogisticRegression(ClassifierMixin, _FastNewtonGLM):
         Start from the previous fit's ``coef_`` and ``intercept_``.
     n_jobs : None
         Accepted for compatibility, ignored (threads: ``fastnewton`` thread settings).
-    method : {"auto", "exact", "sketch", "sample", "pcg"}, default="auto"
-        Step model of :func:`fastnewton.minimize`.
+    method : {"auto", "exact", "sketch", "sample", "pcg", "wide"}, default="auto"
+        Step model of :func:`fastnewton.minimize` (``"wide"``: matrix-free Newton-CG, for
+        many features; ``"auto"`` picks by an estimate of time and memory).
 
     Attributes
     ----------
@@ -470,8 +471,9 @@ _GLM_PARAMS = """alpha : float >= 0, default=1.0
         Start from the previous fit's ``coef_`` and ``intercept_``.
     verbose : int, default=0
         Print per-step progress of :func:`fastnewton.minimize` when > 0.
-    method : {"auto", "exact", "sketch", "sample", "pcg"}, default="auto"
-        Step model of :func:`fastnewton.minimize`.
+    method : {"auto", "exact", "sketch", "sample", "pcg", "wide"}, default="auto"
+        Step model of :func:`fastnewton.minimize` (``"wide"``: matrix-free Newton-CG, for
+        many features; ``"auto"`` picks by an estimate of time and memory).
     random_state : int, Generator, RandomState or None
         Seed of the sketches of the sketched methods.
 
@@ -564,9 +566,11 @@ class TweedieRegressor(_GeneralizedLinearRegressor):
                                   f"distribution exists for 0 < power < 1), got {power!r}")
         if link == "identity":
             if power != 0.0:
+                hint = ("power < 0 is not supported: use power=0 (normal) or power >= 1"
+                        if power < 0 else "use link='log' (or 'auto') for power >= 1")
                 raise ValidationError(
                     "TweedieRegressor: the identity link is supported for power=0 (normal) only, "
-                    f"got power={power!r}; use link='log' (or 'auto') for power >= 1")
+                    f"got power={power!r}; {hint}")
             return "normal", None, "identity", 0.0
         if power < 1.0:
             raise ValidationError(

@@ -165,7 +165,8 @@ def test_three_classes_raise_and_name_the_limitation(rng):
     (TweedieRegressor(power=0.5), r"0 < power < 1"),
     (TweedieRegressor(power=1.5, link="identity"), "identity link is supported for power=0"),
     (TweedieRegressor(power=0.0, link="log"), "log link is supported for power >= 1"),
-    (TweedieRegressor(power=-1.0), "identity link is supported for power=0"),
+    (TweedieRegressor(power=-1.0), "identity link is supported for power=0.*power < 0 is not "
+                                   "supported"),
     (TweedieRegressor(link="logit"), "link must be one of"),
 ])
 def test_bad_parameters_raise_clear_errors(est, match):

@@ -396,7 +396,8 @@ def _image(problem, direc, p, z):
     Ap = getattr(direc, "Ap", None)
     if Ap is None or direc.p is not p:
         return problem.design.matvec(p), 0.0
-    return Ap, direc.image_err / max(_max_abs(z), np.finfo(float).tiny)
+    scale = max(_max_abs(z), _max_abs(Ap), np.finfo(float).tiny)  # as _subspace_step's
+    return Ap, direc.image_err / scale
 
 
 def _max_abs(v):

@@ -261,7 +261,9 @@ class TrustRegion(Globalization):
             g_t, ok, flat = None, False, False
             if np.isfinite(f_t):
                 ok = pred > 0 and f - f_t >= self.ETA * pred
-                if not ok and max(abs(f_t - f), pred) <= fscale:  # at rounding level
+                # at rounding level: the predicted decrease is below f's rounding error and
+                # f rose by no more than a sum over many rows can err (as _armijo's test)
+                if not ok and pred <= fscale and f_t - f <= 100.0 * fscale:
                     f2, g_t = _objective_and_gradient(problem, x_t, z_t)
                     ok = flat = float(np.linalg.norm(g_t)) < gnorm
                     f_t = f2 if ok else f_t

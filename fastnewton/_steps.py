@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._threads import blas_for
+from ._threads import solver_blas
 from ._validation import check_scalar
 from .exceptions import ValidationError
 from .hessian import HessianOperator, SketchPreconditioner, gram, sketched_gram
@@ -334,10 +334,10 @@ class NewtonCG:
     def _newton_cg(self, H, g, M, eta):
         """``(res, p)``: CG on H p = -g; ``p = -M g`` where the first direction already
         has non-positive curvature (``res.image`` is then not p's image)."""
-        # one BLAS thread: the CG's vector work is small, its products are numba kernels,
-        # and a second OpenBLAS thread competes with numba's spinning workers for the
-        # cores (measured 2x slower per CG iteration on 2 cores)
-        with blas_for(0):
+        # one BLAS thread (already so inside minimize): the CG's vector work is small, its
+        # products are numba kernels, and a second OpenBLAS thread competes with numba's
+        # spinning workers for the cores (measured 2-5x slower per CG iteration on 2 cores)
+        with solver_blas(H.shape[0]):
             res = newton_cg(H, g, rtol=eta, maxiter=self.maxiter, M=M)
             p = -M.matvec(g) if res.negative_curvature and res.nit == 0 else res.x
         decades = float(np.log10(max(res.residual_norms[0], 1e-300)

@@ -65,6 +65,10 @@ def _controller():
 
 #: BLAS threads that large calls get back inside :func:`solver_blas` (None outside).
 _LARGE_BLAS_THREADS = None
+#: Vector length from which :func:`solver_blas` acts: OpenBLAS runs level-1 calls on
+#: shorter vectors on one thread anyway (its threshold for ddot is 10,000), and a solve
+#: with short vectors would only pay the switches (about 0.1 ms each).
+VECTOR_BLAS_MIN = 4096
 
 
 def blas_for(flops):
@@ -85,9 +89,10 @@ def blas_for(flops):
 
 
 @contextlib.contextmanager
-def solver_blas():
+def solver_blas(length=None):
     """One BLAS thread for the body (a solve's loop), except in :func:`blas_for` calls of
-    large dense work, which get the thread count in force before.
+    large dense work, which get the thread count in force before. ``length``: the
+    solve's vector length d; nothing changes below :data:`VECTOR_BLAS_MIN`.
 
     Between its numba kernels a Newton solve does vector work (dots and norms of
     d-vectors) that OpenBLAS spreads over its threads from n = 10,000 on. Those threads
@@ -95,7 +100,8 @@ def solver_blas():
     iterations of ``method="wide"`` ran 2 to 5 times slower (docs/performance.md).
     """
     global _LARGE_BLAS_THREADS
-    if _LARGE_BLAS_THREADS is not None:  # nested: the outer one holds the count
+    short = length is not None and length < VECTOR_BLAS_MIN
+    if short or _LARGE_BLAS_THREADS is not None:  # nested: the outer one holds the count
         yield
         return
     ctrl = _controller()

@@ -275,7 +275,8 @@ def minimize(problem, x0=None, *, method="auto", sketch="countsketch", sketch_si
                                sketch=sketch, sketch_size=sketch_size, seed=seed, dtol=dtol,
                                armijo=armijo, max_backtracks=max_backtracks, resume=resume,
                                globalization=globalization)
-    with solver_blas():  # vector work on one BLAS thread, large dense calls on all
+    with solver_blas(getattr(getattr(problem, "design", None), "d", None)):
+        # vector work on one BLAS thread, large dense calls on all (d >= 4096)
         solve = _Solve(problem, x0, method=method, sketch=sketch, sketch_size=sketch_size,
                        tol=tol, maxiter=maxiter, seed=seed, callback=callback,
                        verbose=verbose, dtol=dtol, armijo=armijo,

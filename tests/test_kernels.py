@@ -366,13 +366,15 @@ def test_axpy_max_abs_matches_numpy(rng):
 
 
 def test_solver_blas_keeps_vector_work_on_one_thread_and_gives_large_calls_back():
-    """Inside a solve, BLAS runs on one thread (d-vector dots), except blas_for calls of
-    large dense work, which get the thread count in force before; afterwards all is as
-    before. The library's solve runs under it, and leaves the count unchanged."""
+    """Inside a solve with long vectors, BLAS runs on one thread (d-vector dots), except
+    blas_for calls of large dense work, which get the thread count in force before;
+    afterwards all is as before. Short vectors change nothing (no switching cost). The
+    library's solve runs under it, and leaves the count unchanged."""
+    import scipy.sparse as sp
     from threadpoolctl import threadpool_info
 
     import fastnewton as fn
-    from fastnewton._threads import SMALL_BLAS_FLOPS, blas_for, solver_blas
+    from fastnewton._threads import SMALL_BLAS_FLOPS, VECTOR_BLAS_MIN, blas_for, solver_blas
 
     def blas_threads():
         return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
@@ -389,8 +391,16 @@ def test_solver_blas_keeps_vector_work_on_one_thread_and_gives_large_calls_back(
                 assert blas_threads() == 1
             assert blas_threads() == 1
         assert blas_threads() == before
+        with solver_blas(VECTOR_BLAS_MIN - 1):
+            assert blas_threads() == before
         seen = []
         data = fn.datasets.make_regression(500, 5, seed=0)
         fn.minimize(fn.ExpRegression(data.A, data.b, data.w), method="exact",
+                    callback=lambda r: seen.append(blas_threads()))
+        assert seen and set(seen) == {before} and blas_threads() == before
+        seen = []
+        A = sp.random(3000, VECTOR_BLAS_MIN + 10, density=0.003, format="csr", random_state=0)
+        y = (np.random.default_rng(0).random(3000) < 0.4).astype(float)
+        fn.minimize(fn.GLMRegression(A, y, family="binomial", lam=1.0), method="wide",
                     callback=lambda r: seen.append(blas_threads()))
         assert seen and set(seen) == {1} and blas_threads() == before

@@ -48,6 +48,19 @@ def default_sketch_size(n, d):
     return int(min(n, max(8 * d, 64)))
 
 
+def _sketch_rows(sketch, sketch_size, n, d):
+    """The sketch size of ``sketch`` and ``pcg``: a sketch object's own rows (a
+    ``sketch_size`` that disagrees with them is refused), else ``sketch_size``, else the
+    default."""
+    if not isinstance(sketch, str) and hasattr(sketch, "shape"):
+        rows = int(sketch.shape[0])
+        if sketch_size is not None and sketch_size != rows:
+            raise ValidationError(f"sketch_size={sketch_size!r} but the sketch object given "
+                                  f"as sketch has {rows} rows; give one of them")
+        return rows
+    return default_sketch_size(n, d) if sketch_size is None else sketch_size
+
+
 @dataclass
 class Direction:
     """A search direction and what it cost.
@@ -159,7 +172,7 @@ class SketchStep(_FactoredStep):
 
     def __init__(self, problem, rng, sketch, sketch_size):
         n, d = problem.n, problem.d
-        m = default_sketch_size(n, d) if sketch_size is None else sketch_size
+        m = _sketch_rows(sketch, sketch_size, n, d)
         check_scalar(m, "sketch_size", low=1, integer=True)
         if m > n:  # more rows than A: never cheaper than exact, and memory ~ m
             raise ValidationError(f"sketch_size must be at most n = {n} (the rows of A), "
@@ -388,7 +401,7 @@ class PcgStep(NewtonCG):
 
     def __init__(self, problem, rng, sketch, sketch_size):
         n, d = problem.n, problem.d
-        m = default_sketch_size(n, d) if sketch_size is None else sketch_size
+        m = _sketch_rows(sketch, sketch_size, n, d)
         check_scalar(m, "sketch_size", low=1, integer=True)
         self.problem = problem
         self.sketch_size = int(m)

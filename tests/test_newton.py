@@ -349,3 +349,19 @@ def test_stall_test_on_histories():
     decreasing = dict(flat, fun=[1.0 - 1e-10 * k for k in range(7)], decrement=[np.nan] + [1e-9] * 6)
     assert not stalled(decreasing)  # the objective still falls
     assert not stalled({k: v[:5] for k, v in flat.items()})  # too few steps to tell
+
+
+@pytest.mark.parametrize("method", ["sketch", "pcg"])
+def test_a_sketch_object_brings_its_own_size(method):
+    """``sketch=`` a sketch instance of any size (not only the default one); a
+    ``sketch_size`` that disagrees with it is refused by name."""
+    from fastnewton.sketch import CountSketch, GaussianSketch, SparseSign
+
+    data = fn.datasets.make_regression(300, 6, cond=10, family="exp", seed=1)
+    prob = fn.ExpRegression(data.A, data.b, data.w, f="exp", lam=1e-3)
+    for S in (CountSketch(50, 300, seed=0), SparseSign(40, 300, seed=0),
+              GaussianSketch(100, 300, seed=0)):
+        res = fn.minimize(prob, method=method, sketch=S, tol=1e-10)
+        assert res.success and res.history["sketch_size"][1] == S.shape[0]
+    with pytest.raises(ValueError, match="sketch_size=60 but the sketch object"):
+        fn.minimize(prob, method=method, sketch=CountSketch(50, 300, seed=0), sketch_size=60)

@@ -225,3 +225,17 @@ def test_tall_gram_blocks_and_layouts(rng):
         tall_gram(np.ones(5))
 
 
+
+
+@pytest.mark.parametrize("diag", [[1.0] * 7 + [0.0], [1.0, 2.0, 3.0, 0.0]])
+def test_pcg_stops_finitely_on_a_singular_matrix(diag):
+    """b outside the range of a singular PSD matrix: the curvature along a direction
+    falls to rounding level; CG stops there (flagged like negative curvature) with a
+    finite iterate instead of a step blown up to 1e95 or inf."""
+    A = np.diag(diag)
+    with np.errstate(all="raise"):
+        res = pcg(A, np.ones(len(diag)))
+    assert res.negative_curvature and not res.converged
+    assert np.isfinite(res.x).all() and np.linalg.norm(res.x) < 100
+    ref = pcg(np.diag([d if d else 1.0 for d in diag]), np.ones(len(diag)), rtol=1e-12)
+    assert ref.converged and not ref.negative_curvature  # the test does not fire on SPD

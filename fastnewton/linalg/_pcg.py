@@ -78,8 +78,10 @@ def pcg(A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None, M=None, callback=No
     (scipy's ``cg`` criterion, on the recurrence residual). Each iteration costs one
     product with A, one with M and O(d) vector work.
 
-    **Negative curvature.** If a search direction p has :math:`p^T A p \le 0` (A is
-    indefinite or singular, e.g. a non-convex Hessian), the iteration stops there and
+    **Negative curvature.** If a search direction p has :math:`p^T A p \le 0`, or a
+    positive curvature :math:`p^T A p / p^T p` below eps times the largest seen so far
+    (A is indefinite or singular, e.g. a non-convex Hessian or a zero column; the step
+    along p would be a rounding error blown up), the iteration stops there and
     returns the current iterate with ``negative_curvature=True`` and p in
     ``direction``. From ``x0 = 0`` every iterate before it is a descent direction for
     the quadratic :math:`\tfrac12 x^T A x - b^T x`, which is what Newton-CG uses.
@@ -184,11 +186,15 @@ def _cg(product, x, r, M, tol, maxiter, callback, image_size=None):
     p = z.copy()
     converged = False
     nit = 0
+    curv = 0.0  # the largest Rayleigh quotient p^T A p / p^T p so far (<= ‖A‖)
     for nit in range(1, maxiter + 1):
         q, t = product(p)
-        pq = float(p @ q)
-        if not pq > 0:
+        pq, pp = float(p @ q), float(p @ p)
+        # non-positive curvature, or positive only at the rounding level of the largest
+        # curvature seen (A singular: the step length would explode)
+        if not pq > _EPS * pp * curv:
             return result(nit - 1, False, True, p)
+        curv = max(curv, pq / pp)
         alpha = rz / pq
         x += alpha * p
         if image is not None:

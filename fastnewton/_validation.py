@@ -185,7 +185,7 @@ def _check_compressed_structure(indptr, indices, data, shape, fmt, name):
     without duplicates. Returns that last property (True: canonical); unsorted and
     duplicate indices are valid (scipy sums duplicates) and are canonicalized later.
     """
-    from .linalg import _kernels
+    from .linalg import _canon_kernels as _canon
 
     fmt = fmt.upper()
     n_major, n_minor = (shape if fmt == "CSR" else shape[::-1])
@@ -207,7 +207,7 @@ def _check_compressed_structure(indptr, indices, data, shape, fmt, name):
         return True
     nb = int(min(1024, max(1, n_major // 1024)))
     part = np.empty((nb, 3), dtype=np.int64)
-    _kernels.compressed_structure_blocks(indptr, indices, nb, part)
+    _canon.compressed_structure_blocks(indptr, indices, nb, part)
     lo, hi = int(part[:, 0].min()), int(part[:, 1].max())
     if lo < 0 or hi >= n_minor:
         raise ValidationError(
@@ -243,20 +243,20 @@ def _canonicalize(indptr, indices, data, n_cols):
     final place in arrays of the final size (no compaction, no oversized buffer) and
     checks the values it reads.
     """
-    from .linalg import _kernels
+    from .linalg import _canon_kernels as _canon
 
     n = indptr.size - 1
     nnz = int(indptr[-1])
-    nb = -(-n // _kernels.CANON_BLOCK_ROWS)
+    nb = -(-n // _canon.CANON_BLOCK_ROWS)
     new_indptr = np.empty(n + 1, dtype=indptr.dtype)
     new_indptr[0] = 0
     kind = np.empty(n, dtype=np.uint8)
     slot = np.empty(nnz, dtype=np.uint8)  # written for the unsorted short rows only
     block_nnz = np.empty(nb, dtype=np.int64)
     # sort keys index * 2**7 + position: int32 where they fit (twice the lanes)
-    small_max = _kernels.SMALL_ROW if n_cols < 2**56 else 0
+    small_max = _canon.SMALL_ROW if n_cols < 2**56 else 0
     pad = np.int32(2**31 - 1) if n_cols < 2**24 else np.int64(2**63 - 1)
-    _kernels.plan_canonical_rows(indptr, indices, pad, small_max, new_indptr[1:], kind, slot,
+    _canon.plan_canonical_rows(indptr, indices, pad, small_max, new_indptr[1:], kind, slot,
                                  block_nnz)
     block_start = np.zeros(nb + 1, dtype=np.int64)
     np.cumsum(block_nnz, out=block_start[1:])
@@ -264,7 +264,7 @@ def _canonicalize(indptr, indices, data, n_cols):
     new_indices = np.empty(new_nnz, dtype=indices.dtype)
     new_data = np.empty(new_nnz, dtype=data.dtype)
     nonfinite = np.empty(nb, dtype=np.int64)
-    _kernels.write_canonical_rows(indptr, indices, data, kind, slot, block_start, new_indptr,
+    _canon.write_canonical_rows(indptr, indices, data, kind, slot, block_start, new_indptr,
                                   new_indices, new_data, nonfinite)
     return new_indptr, new_indices, new_data, int(nonfinite.sum())
 

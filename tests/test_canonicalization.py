@@ -1,5 +1,5 @@
 """Canonicalization of non-canonical CSR input (unsorted rows, duplicates) by
-``check_matrix``: the two passes of ``fastnewton.linalg._kernels`` (merge networks for
+``check_matrix``: the two passes of ``fastnewton.linalg._canon_kernels`` (merge networks for
 short rows, a general sort for long ones) against scipy's ``sum_duplicates`` bit for bit,
 at every row length and kind, for very wide matrices, on any number of threads.
 """
@@ -47,7 +47,7 @@ def test_canonicalization_at_every_row_length(rng, idx_dtype, dtype):
     without touching the caller's arrays. (Rows of more than 16 entries repeat an index
     at most twice: scipy sorts those rows unstably, so it sums 3 or more duplicates in
     an order of its own; two are summed exactly in either order.)"""
-    from fastnewton.linalg._kernels import SMALL_ROW
+    from fastnewton.linalg._canon_kernels import SMALL_ROW
 
     d = 300
     indptr, indices = _rows_of_every_length(rng, d, SMALL_ROW + 20)
@@ -93,7 +93,7 @@ def test_three_or_more_duplicates_in_long_rows_summed_left_to_right(rng):
 def test_canonicalization_of_very_wide_matrices(rng, d):
     """Column counts past what an int32 sort key holds (index * 2**7 + position), and
     past what any sort key holds (rows then sorted by the general path)."""
-    from fastnewton.linalg._kernels import SMALL_ROW
+    from fastnewton.linalg._canon_kernels import SMALL_ROW
 
     indptr, small = _rows_of_every_length(rng, 200, SMALL_ROW + 3, per_length=2)
     cols = np.sort(rng.choice(d - 1, size=200, replace=False))
@@ -110,7 +110,7 @@ def test_canonicalization_of_very_wide_matrices(rng, d):
 def test_canonicalization_does_not_depend_on_the_thread_count(rng):
     """Many row blocks, every row kind: the same bits on 1 and on 2 threads."""
     from fastnewton._threads import thread_limit
-    from fastnewton.linalg._kernels import CANON_BLOCK_ROWS
+    from fastnewton.linalg._canon_kernels import CANON_BLOCK_ROWS
 
     n, d = 3 * CANON_BLOCK_ROWS + 17, 60
     lengths = rng.integers(0, 45, n)
@@ -131,7 +131,7 @@ def test_canonicalization_does_not_depend_on_the_thread_count(rng):
 def test_nonfinite_values_of_a_noncanonical_matrix_are_refused(rng, where, bad):
     """The values of a matrix that is copied to canonical form are checked during the
     copy: one NaN or infinity, in the first or the last row block, is found."""
-    from fastnewton.linalg._kernels import CANON_BLOCK_ROWS
+    from fastnewton.linalg._canon_kernels import CANON_BLOCK_ROWS
 
     n, k, d = 2 * CANON_BLOCK_ROWS + 5, 6, 40
     indices = rng.integers(0, d, n * k)
@@ -147,7 +147,7 @@ def test_nonfinite_values_of_a_noncanonical_matrix_are_refused(rng, where, bad):
 def test_merge_networks_sort_every_input(n):
     """0-1 principle: a comparator network sorts every input iff it sorts every 0-1
     input; all 2**n of them, for the small widths."""
-    from fastnewton.linalg._kernels import _merge_network
+    from fastnewton.linalg._canon_kernels import _merge_network
 
     pairs = _merge_network(n)
     keys = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).T.copy()  # (n, 2**n)
@@ -157,7 +157,7 @@ def test_merge_networks_sort_every_input(n):
 
 
 def test_merge_networks_of_every_size_class_sort(rng):
-    from fastnewton.linalg._kernels import SMALL_ROW, sort_networks
+    from fastnewton.linalg._canon_kernels import SMALL_ROW, sort_networks
 
     widths, pairs, ptr, class_of = sort_networks()
     assert widths[-1] == SMALL_ROW and (np.diff(widths) > 0).all()

@@ -130,26 +130,10 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
         Workers rebuild the sketch from it, so it must be an int (None draws one).
     """
     t_start = time.perf_counter()
-    if not isinstance(problem, DistributedProblem):
-        raise TypeError(f"problem must be a fastnewton.distributed.DistributedProblem, "
-                        f"got {type(problem).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    check_scalar(tol, "tol", low=0.0)
-    check_scalar(maxiter, "maxiter", low=0, integer=True)
-    if seed is None:
-        seed = int(np.random.default_rng().integers(2**31))
-    check_scalar(seed, "seed", low=0, integer=True)
+    seed = _check_args(problem, method, tol, maxiter, seed)
     n, d, lam = problem.n, problem.d, problem.lam
     x = np.zeros(d) if x0 is None else check_x(x0, d, "x0").copy()
-    if method in ("sketch", "pcg"):
-        m = default_sketch_size(n, d) if sketch_size is None else sketch_size
-        check_scalar(m, "sketch_size", low=1, integer=True)
-        if not isinstance(sketch, str):
-            raise TypeError("sketch must be a sketch name in the distributed solver")
-        model = ("sketch", (sketch, int(m), n, int(seed)))
-    else:
-        m, model = 0, ("exact",)
+    m, model = _model_spec(method, sketch, sketch_size, n, d, seed)
     sess = _Session(problem, model)
     timings = {"gradient": 0.0, "factor": 0.0, "solve": 0.0, "curvature": 0.0,
                "line_search": 0.0}
@@ -160,16 +144,8 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
     if not np.isfinite(f):
         raise ValidationError("the objective is not finite at x0")
     gnorm = g0norm = float(np.linalg.norm(g))
-    hist = {k: [] for k in ("fun", "grad_norm", "step_size", "inner_iters", "sketch_size",
-                            "shift", "bytes", "time")}
-
-    def record(step, shift, inner):
-        for k, v in (("fun", f), ("grad_norm", gnorm), ("step_size", step), ("inner_iters", inner),
-                     ("sketch_size", m if step else 0), ("shift", shift), ("bytes", sess.bytes),
-                     ("time", time.perf_counter() - t_start)):
-            hist[k].append(v)
-
-    record(0.0, 0.0, 0)
+    hist = _History(m, t_start, verbose)
+    hist.record(0, f, gnorm, 0.0, 0.0, 0, sess.bytes)
     nit, nfev, status, prev_s = 0, 1, None, None
     while True:
         # f and g are evaluated at x itself (no incremental z): the test is at the point
@@ -179,23 +155,12 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
             status = STALLED
         if status is not None:
             break
-        t0 = time.perf_counter()
         try:
-            fac = shifted_cholesky(_model_hessian(outs, lam, d))
+            fac, p, gp, inner = _direction(sess, method, x, stats, outs, lam, g, gnorm,
+                                           g0norm, timings)
         except (FloatingPointError, np.linalg.LinAlgError):
             status = NON_FINITE
             break
-        t1 = time.perf_counter()
-        inner = 0
-        if method == "pcg":
-            p, inner = _newton_cg(sess, x, stats, lam, g, gnorm / g0norm, fac, outs)
-        else:
-            p = -fac.solve(g)
-        gp = float(g @ p)
-        if not (np.isfinite(gp) and gp < 0):
-            p, gp = -g, -gnorm * gnorm
-        timings["factor"] += t1 - t0
-        timings["solve"] += time.perf_counter() - t1
         decrement = -gp
         dirs, coefs, gq, t_init = (p,), (1.0,), gp, 1.0
         if method == "sketch":
@@ -203,34 +168,13 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
             dirs, coefs, gq, t_init = _subspace(sess, x, stats, lam, g, p, gp, prev_s, outs)
             timings["curvature"] += time.perf_counter() - t0
         q = sum(c * v for c, v in zip(coefs[1:], dirs[1:])) + coefs[0] * dirs[0]
-        # -- Armijo backtracking, the rules of fastnewton.newton._armijo -------------------
         t0 = time.perf_counter()
-        t, step = t_init, 0.0
-        fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
-        for trial in range(1, max_backtracks + 1):
-            nfev += 1
-            st, f_t = sess.stats(_blocks.block_trial_stats, x, dirs, coefs, t)
-            for part in sess._map(_blocks.block_trial_loss, x, dirs, coefs, t, st):
-                f_t += part
-            x_t = x + t * q
-            f_t += ridge_value(lam, x_t)
-            if np.isfinite(f_t):
-                if f_t <= f + armijo * t * gq:
-                    step = t
-                    break
-                if abs(f_t - f) <= fscale or (trial == 1 and -gq * t <= fscale
-                                              and f_t - f <= 100.0 * fscale):
-                    _, g_t, _, _ = sess.evaluate(x_t, lam, False)
-                    if np.linalg.norm(g_t) < gnorm:
-                        step = t
-                        break
-                denom = 2.0 * (f_t - f - gq * t)
-                t_new = -gq * t * t / denom if denom > 0 else 0.5 * t
-                t = min(max(t_new, 0.1 * t), 0.5 * t)
-            else:
-                t *= 0.1
+        step, trials = _armijo(sess, x, f, gnorm, lam, dirs, coefs, q, gq, t_init, armijo,
+                               max_backtracks)
+        nfev += trials
         timings["line_search"] += time.perf_counter() - t0
         if step == 0.0:  # at rounding level: stalled (the gradient test is not met)
+            fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
             status = STALLED if 0.5 * decrement <= fscale else LINE_SEARCH_FAILED
             break
         prev_s = step * q
@@ -240,20 +184,10 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
         timings["gradient"] += time.perf_counter() - t0
         gnorm = float(np.linalg.norm(g))
         nit += 1
-        record(step, fac.shift, inner)
-        if verbose:
-            print(f"{nit:4d} {f:22.15e} {gnorm:10.3e} {step:8.2e} "
-                  f"{hist['time'][-1]:8.3f} {sess.bytes / 1e6:10.2f} MB")
-        if callback is not None:
-            from scipy.optimize import OptimizeResult
-
-            try:
-                stop = callback(OptimizeResult(x=x.copy(), fun=f, grad_norm=gnorm, nit=nit))
-            except StopIteration:
-                stop = True
-            if stop:
-                status = STOPPED_BY_CALLBACK
-                break
+        hist.record(nit, f, gnorm, step, fac.shift, inner, sess.bytes)
+        if callback is not None and _stop_requested(callback, x, f, gnorm, nit):
+            status = STOPPED_BY_CALLBACK
+            break
 
     timings["total"] = time.perf_counter() - t_start
     timings["bytes"] = float(sess.bytes)
@@ -267,6 +201,110 @@ def minimize(problem, x0=None, *, client=None, method="sketch", sketch="countske
     return NewtonResult(x=x, fun=f, jac=g, grad_norm=gnorm, nit=nit, nfev=nfev,
                         success=success, status=status, message=message, method=method,
                         history=history, timings=timings, n_blocks=len(problem.blocks))
+
+
+class _History(dict):
+    """Per-iterate history arrays (as lists) and the verbose line of each step."""
+
+    def __init__(self, m, t_start, verbose):
+        super().__init__((k, []) for k in ("fun", "grad_norm", "step_size", "inner_iters",
+                                           "sketch_size", "shift", "bytes", "time"))
+        self.m, self.t_start, self.verbose = m, t_start, verbose
+
+    def record(self, nit, f, gnorm, step, shift, inner, nbytes):
+        for k, v in (("fun", f), ("grad_norm", gnorm), ("step_size", step),
+                     ("inner_iters", inner), ("sketch_size", self.m if step else 0),
+                     ("shift", shift), ("bytes", nbytes),
+                     ("time", time.perf_counter() - self.t_start)):
+            self[k].append(v)
+        if self.verbose and step:
+            print(f"{nit:4d} {f:22.15e} {gnorm:10.3e} {step:8.2e} "
+                  f"{self['time'][-1]:8.3f} {nbytes / 1e6:10.2f} MB")
+
+
+def _check_args(problem, method, tol, maxiter, seed):
+    """Validate minimize's arguments; returns the int seed (drawn where None)."""
+    if not isinstance(problem, DistributedProblem):
+        raise TypeError(f"problem must be a fastnewton.distributed.DistributedProblem, "
+                        f"got {type(problem).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_scalar(tol, "tol", low=0.0)
+    check_scalar(maxiter, "maxiter", low=0, integer=True)
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+    check_scalar(seed, "seed", low=0, integer=True)
+    return seed
+
+
+def _model_spec(method, sketch, sketch_size, n, d, seed):
+    """``(m, model)``: the sketch size and the model the workers build (a sketch named
+    and seeded so that every worker draws the same one, or the exact Gram)."""
+    if method not in ("sketch", "pcg"):
+        return 0, ("exact",)
+    m = default_sketch_size(n, d) if sketch_size is None else sketch_size
+    check_scalar(m, "sketch_size", low=1, integer=True)
+    if not isinstance(sketch, str):
+        raise TypeError("sketch must be a sketch name in the distributed solver")
+    return m, ("sketch", (sketch, int(m), n, int(seed)))
+
+
+def _direction(sess, method, x, stats, outs, lam, g, gnorm, g0norm, timings):
+    """``(factor, p, g.p, CG iterations)``: the model Hessian reduced from the blocks and
+    factored, then its Newton step (``pcg``: Newton-CG preconditioned by it), a descent
+    direction (-g where the model's step is not one)."""
+    t0 = time.perf_counter()
+    fac = shifted_cholesky(_model_hessian(outs, lam, g.shape[0]))
+    t1 = time.perf_counter()
+    inner = 0
+    if method == "pcg":
+        p, inner = _newton_cg(sess, x, stats, lam, g, gnorm / g0norm, fac, outs)
+    else:
+        p = -fac.solve(g)
+    gp = float(g @ p)
+    if not (np.isfinite(gp) and gp < 0):
+        p, gp = -g, -gnorm * gnorm
+    timings["factor"] += t1 - t0
+    timings["solve"] += time.perf_counter() - t1
+    return fac, p, gp, inner
+
+
+def _armijo(sess, x, f, gnorm, lam, dirs, coefs, q, gq, t_init, armijo, max_backtracks):
+    """Backtracking along q = Σ coefs·dirs by the rules of the local driver's Armijo search
+    (``fastnewton._globalization._armijo``), the trial losses from the workers: returns
+    ``(step, trials)``, step 0.0 where no trial was accepted."""
+    t = t_init
+    fscale = 10 * _EPS * max(abs(f), np.finfo(float).tiny)
+    for trial in range(1, max_backtracks + 1):
+        st, f_t = sess.stats(_blocks.block_trial_stats, x, dirs, coefs, t)
+        for part in sess._map(_blocks.block_trial_loss, x, dirs, coefs, t, st):
+            f_t += part
+        x_t = x + t * q
+        f_t += ridge_value(lam, x_t)
+        if np.isfinite(f_t):
+            if f_t <= f + armijo * t * gq:
+                return t, trial
+            if abs(f_t - f) <= fscale or (trial == 1 and -gq * t <= fscale
+                                          and f_t - f <= 100.0 * fscale):
+                _, g_t, _, _ = sess.evaluate(x_t, lam, False)
+                if np.linalg.norm(g_t) < gnorm:
+                    return t, trial
+            denom = 2.0 * (f_t - f - gq * t)
+            t_new = -gq * t * t / denom if denom > 0 else 0.5 * t
+            t = min(max(t_new, 0.1 * t), 0.5 * t)
+        else:
+            t *= 0.1
+    return 0.0, max_backtracks
+
+
+def _stop_requested(callback, x, f, gnorm, nit):
+    """The user's callback asks to stop (returns True or raises StopIteration)."""
+    from scipy.optimize import OptimizeResult
+
+    try:
+        return bool(callback(OptimizeResult(x=x.copy(), fun=f, grad_norm=gnorm, nit=nit)))
+    except StopIteration:
+        return True
 
 
 def _newton_cg(sess, x, stats, lam, g, rel_grad, fac, outs):

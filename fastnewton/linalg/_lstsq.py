@@ -167,8 +167,6 @@ def lstsq(A, b, *, sketch=PREFERRED_SKETCH, sketch_size=None, rtol=1e-14, maxite
     >>> bool(np.allclose(res.x, x, rtol=1e-10)), res.backward_error < 1e-14
     (True, True)
     """
-    from ..sketch import make_sketch
-
     timings = dict.fromkeys(("sketch", "qr", "solve", "certificate"), 0.0)
     design = as_design(A)
     n, d = design.n, design.d
@@ -181,46 +179,11 @@ def lstsq(A, b, *, sketch=PREFERRED_SKETCH, sketch_size=None, rtol=1e-14, maxite
     rng = check_rng(seed)
 
     t0 = time.perf_counter()
-    if isinstance(sketch, str):
-        m = default_lstsq_sketch_size(n, d) if sketch_size is None else sketch_size
-        check_scalar(m, "sketch_size", low=1, integer=True)
-        m = int(m)
-        if m < d:
-            raise ValidationError(f"sketch_size must be >= d = {d}, got {m}")
-    else:
-        m = int(sketch.shape[0])
-    if isinstance(sketch, str):
-        from ..sketch import SKETCHES
-
-        if _resolve_sketch(sketch) not in SKETCHES:
-            raise ValueError(f"unknown sketch {sketch!r}; choose one of {sorted(SKETCHES)}")
-    if m >= n and isinstance(sketch, str):
-        kind = "exact-qr"
-        SA = design.base.A.toarray() if design.sparse else np.array(design.base.A, dtype=np.float64)
-        if design.intercept:  # the exact QR densifies A anyway
-            SA = np.column_stack([SA, np.ones(n)])
-        Sb = b
-    else:
-        kind = _resolve_sketch(sketch)
-        S = make_sketch(kind, m, n, seed=rng)
-        if not isinstance(kind, str):
-            kind = type(S).__name__
-        # one application: skip any one-off layout a sketch may build for a Design
-        SA = S.apply(design.A if design.sparse and not design.intercept else design)
-        Sb = S.apply(b)
+    kind, m, SA, Sb = _sketched_system(design, b, sketch, sketch_size, rng)
     timings["sketch"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    Q, R = np.linalg.qr(SA)
-    diagR = np.abs(np.diag(R))
-    if not diagR.min() > d * np.finfo(np.float64).eps * diagR.max():
-        raise ValidationError(
-            f"A is numerically rank-deficient (the sketched R has min/max diagonal "
-            f"{diagR.min() / max(diagR.max(), np.finfo(float).tiny):.1e}); lstsq needs full "
-            f"column rank: drop dependent columns or add a ridge")
-    if diagR.min() < 1e-14 * diagR.max():
-        warnings.warn("A is close to rank-deficient (cond > 1e14): the solution is "
-                      "determined only to about cond(A) * eps", NumericalWarning, stacklevel=2)
+    Q, R = _full_rank_qr(SA)
     x = sla.solve_triangular(R, Q.T @ Sb, lower=False, check_finite=False)
     timings["qr"] = time.perf_counter() - t0
 
@@ -251,3 +214,50 @@ def lstsq(A, b, *, sketch=PREFERRED_SKETCH, sketch_size=None, rtol=1e-14, maxite
     return LstsqResult(x=x, nit=nit, residual_norm=rnorm, backward_error=bwd, norm_A=normA,
                        converged=bool(converged), sketch=str(kind), sketch_size=m,
                        timings=timings)
+
+
+def _sketched_system(design, b, sketch, sketch_size, rng):
+    """``(kind, m, S A, S b)``: the sketch of the system (or A itself, densified, where
+    the sketch would have at least n rows: an exact QR)."""
+    from ..sketch import SKETCHES, make_sketch
+
+    n, d = design.n, design.d
+    if isinstance(sketch, str):
+        m = default_lstsq_sketch_size(n, d) if sketch_size is None else sketch_size
+        check_scalar(m, "sketch_size", low=1, integer=True)
+        m = int(m)
+        if m < d:
+            raise ValidationError(f"sketch_size must be >= d = {d}, got {m}")
+        if _resolve_sketch(sketch) not in SKETCHES:
+            raise ValueError(f"unknown sketch {sketch!r}; choose one of {sorted(SKETCHES)}")
+    else:
+        m = int(sketch.shape[0])
+    if m >= n and isinstance(sketch, str):
+        SA = design.base.A.toarray() if design.sparse else np.array(design.base.A, dtype=np.float64)
+        if design.intercept:  # the exact QR densifies A anyway
+            SA = np.column_stack([SA, np.ones(n)])
+        return "exact-qr", m, SA, b
+    kind = _resolve_sketch(sketch)
+    S = make_sketch(kind, m, n, seed=rng)
+    if not isinstance(kind, str):
+        kind = type(S).__name__
+    # one application: skip any one-off layout a sketch may build for a Design
+    SA = S.apply(design.A if design.sparse and not design.intercept else design)
+    return kind, m, SA, S.apply(b)
+
+
+def _full_rank_qr(SA):
+    """QR of the sketched A; raises where it is numerically rank-deficient and warns
+    where it is close to it."""
+    d = SA.shape[1]
+    Q, R = np.linalg.qr(SA)
+    diagR = np.abs(np.diag(R))
+    if not diagR.min() > d * np.finfo(np.float64).eps * diagR.max():
+        raise ValidationError(
+            f"A is numerically rank-deficient (the sketched R has min/max diagonal "
+            f"{diagR.min() / max(diagR.max(), np.finfo(float).tiny):.1e}); lstsq needs full "
+            f"column rank: drop dependent columns or add a ridge")
+    if diagR.min() < 1e-14 * diagR.max():
+        warnings.warn("A is close to rank-deficient (cond > 1e14): the solution is "
+                      "determined only to about cond(A) * eps", NumericalWarning, stacklevel=3)
+    return Q, R

@@ -286,37 +286,10 @@ def make_glm(n, d, *, family="binomial", power=None, nnz_per_row=20, column_popu
     >>> bool((data.y >= 0).all())
     True
     """
-    check_scalar(n, "n", low=1, integer=True)
-    check_scalar(d, "d", low=1, integer=True)
-    power = _check_family(family, power)
-    check_scalar(nnz_per_row, "nnz_per_row", low=1, integer=True)
-    if column_popularity not in ("zipf", "uniform"):
-        raise ValidationError("column_popularity must be 'zipf' or 'uniform', "
-                              f"got {column_popularity!r}")
-    check_scalar(zipf_exponent, "zipf_exponent", low=0.0, low_inclusive=False)
-    if row_lengths not in ("constant", "powerlaw"):
-        raise ValidationError(f"row_lengths must be 'constant' or 'powerlaw', got {row_lengths!r}")
-    check_scalar(row_length_exponent, "row_length_exponent", low=1.0, low_inclusive=False)
-    if column_scale is not None:
-        try:
-            lo, hi = (float(v) for v in column_scale)
-        except (TypeError, ValueError):
-            raise ValidationError("column_scale must be None or a pair (lo, hi) with "
-                                  f"0 < lo <= hi, got {column_scale!r}") from None
-        if not (0.0 < lo <= hi < np.inf):
-            raise ValidationError(f"column_scale must satisfy 0 < lo <= hi, got {column_scale!r}")
-    check_scalar(n_high_leverage, "n_high_leverage", low=0, high=n, integer=True)
-    check_scalar(leverage_scale, "leverage_scale", low=0.0, low_inclusive=False)
-    check_scalar(intercept, "intercept")
-    if predictor_std is None:
-        predictor_std = 1.0 if family in ("binomial", "normal") else 0.5
-    check_scalar(predictor_std, "predictor_std", low=0.0)
-    check_scalar(dispersion, "dispersion", low=0.0, low_inclusive=False)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValidationError(f"dtype must be float32 or float64, got {dtype}")
-    if dense and not canonical:
-        raise ValidationError("canonical=False applies to sparse matrices only (dense=True given)")
+    power, predictor_std, dtype, column_scale = _check_make_glm(
+        n, d, family, power, nnz_per_row, column_popularity, zipf_exponent, row_lengths,
+        row_length_exponent, column_scale, n_high_leverage, leverage_scale, intercept,
+        predictor_std, dispersion, dtype, dense, canonical)
     rng = check_rng(seed)
 
     # A0: the unscaled design.
@@ -350,6 +323,7 @@ def make_glm(n, d, *, family="binomial", power=None, nnz_per_row=20, column_popu
     # intercept absorbs center . coef0 (same eta).
     mult = np.ones(d)
     if column_scale is not None:
+        lo, hi = column_scale
         mult *= np.exp(rng.uniform(np.log(lo), np.log(hi), size=d))
     center = np.zeros(d)
     if standardize:
@@ -375,6 +349,47 @@ def make_glm(n, d, *, family="binomial", power=None, nnz_per_row=20, column_popu
     A = A.astype(dtype, copy=False)
     return GLMData(A=A, y=y, coef=coef, intercept=true_intercept, sample_weight=sample_weight,
                    family=family, power=power, high_leverage_rows=hl_rows)
+
+
+def _check_make_glm(n, d, family, power, nnz_per_row, column_popularity, zipf_exponent,
+                    row_lengths, row_length_exponent, column_scale, n_high_leverage,
+                    leverage_scale, intercept, predictor_std, dispersion, dtype, dense,
+                    canonical):
+    """Validate :func:`make_glm`'s arguments; returns (power, predictor_std, dtype,
+    column_scale as a pair of floats or None)."""
+    check_scalar(n, "n", low=1, integer=True)
+    check_scalar(d, "d", low=1, integer=True)
+    power = _check_family(family, power)
+    check_scalar(nnz_per_row, "nnz_per_row", low=1, integer=True)
+    if column_popularity not in ("zipf", "uniform"):
+        raise ValidationError("column_popularity must be 'zipf' or 'uniform', "
+                              f"got {column_popularity!r}")
+    check_scalar(zipf_exponent, "zipf_exponent", low=0.0, low_inclusive=False)
+    if row_lengths not in ("constant", "powerlaw"):
+        raise ValidationError(f"row_lengths must be 'constant' or 'powerlaw', got {row_lengths!r}")
+    check_scalar(row_length_exponent, "row_length_exponent", low=1.0, low_inclusive=False)
+    if column_scale is not None:
+        try:
+            lo, hi = (float(v) for v in column_scale)
+        except (TypeError, ValueError):
+            raise ValidationError("column_scale must be None or a pair (lo, hi) with "
+                                  f"0 < lo <= hi, got {column_scale!r}") from None
+        if not (0.0 < lo <= hi < np.inf):
+            raise ValidationError(f"column_scale must satisfy 0 < lo <= hi, got {column_scale!r}")
+        column_scale = (lo, hi)
+    check_scalar(n_high_leverage, "n_high_leverage", low=0, high=n, integer=True)
+    check_scalar(leverage_scale, "leverage_scale", low=0.0, low_inclusive=False)
+    check_scalar(intercept, "intercept")
+    if predictor_std is None:
+        predictor_std = 1.0 if family in ("binomial", "normal") else 0.5
+    check_scalar(predictor_std, "predictor_std", low=0.0)
+    check_scalar(dispersion, "dispersion", low=0.0, low_inclusive=False)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValidationError(f"dtype must be float32 or float64, got {dtype}")
+    if dense and not canonical:
+        raise ValidationError("canonical=False applies to sparse matrices only (dense=True given)")
+    return power, predictor_std, dtype, column_scale
 
 
 def _non_canonical(A, rng, split_fraction=0.1):
